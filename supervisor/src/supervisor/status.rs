@@ -1,0 +1,91 @@
+//! The supervisor's externally visible state: what `/readyz`, `/api/services`, `/metrics`
+//! and the relay read. Published through a `tokio::sync::watch` channel; never drives
+//! behaviour.
+
+use serde::Serialize;
+
+/// Where one service is in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    /// Not started yet: waiting for its `after` dependencies to be ready.
+    Waiting,
+    /// Process started, readiness probe running.
+    Starting,
+    /// Readiness probe passed.
+    Ready,
+    /// Exited; waiting out the restart backoff.
+    Backoff,
+    /// Being stopped (stop signal sent, waiting for exit or the stop timeout).
+    Stopping,
+    /// Stopped, and will not be started again (policy, or deskd is shutting down).
+    Stopped,
+    /// Restarting was given up.
+    Failed,
+}
+
+impl ServiceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Waiting => "waiting",
+            ServiceState::Starting => "starting",
+            ServiceState::Ready => "ready",
+            ServiceState::Backoff => "backoff",
+            ServiceState::Stopping => "stopping",
+            ServiceState::Stopped => "stopped",
+            ServiceState::Failed => "failed",
+        }
+    }
+
+    /// Every state, for metrics that export one series per state.
+    pub const ALL: [ServiceState; 7] = [
+        ServiceState::Waiting,
+        ServiceState::Starting,
+        ServiceState::Ready,
+        ServiceState::Backoff,
+        ServiceState::Stopping,
+        ServiceState::Stopped,
+        ServiceState::Failed,
+    ];
+}
+
+/// One service as seen from outside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub state: ServiceState,
+    /// PID of the current process, when one runs.
+    pub pid: Option<u32>,
+    /// Incremented on every start; a change means "this is a new process" (the relay closes
+    /// its connections when neko's generation changes).
+    pub generation: u64,
+    /// Restarts since deskd started (not counting the first start).
+    pub restarts: u64,
+    pub critical: bool,
+    /// The last exit, e.g. "exited with status 1" or "killed by SIGKILL".
+    pub last_exit: Option<String>,
+    /// Why the service is not ready, when it is not (e.g. a readiness timeout).
+    pub reason: Option<String>,
+}
+
+/// All services, in start-plan order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub services: Vec<ServiceStatus>,
+    /// True once deskd is shutting down.
+    pub stopping: bool,
+}
+
+impl Snapshot {
+    pub fn get(&self, name: &str) -> Option<&ServiceStatus> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Critical services that are not ready (empty: deskd is ready).
+    pub fn not_ready_critical(&self) -> Vec<&ServiceStatus> {
+        self.services
+            .iter()
+            .filter(|s| s.critical && s.state != ServiceState::Ready)
+            .collect()
+    }
+}
