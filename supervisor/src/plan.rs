@@ -216,10 +216,9 @@ fn find_cycles(deps: &[Vec<usize>], placed: &BTreeSet<usize>) -> Vec<Vec<usize>>
     for start in (0..deps.len()).filter(|i| !placed.contains(i)) {
         let mut path = vec![start];
         let mut cur = start;
-        loop {
-            let Some(&next) = deps[cur].iter().find(|d| !placed.contains(d)) else {
-                break; // cannot happen (see above); stop rather than loop.
-            };
+        // The `while let` ending without a cycle cannot happen (see above); it stops
+        // rather than loops.
+        while let Some(&next) = deps[cur].iter().find(|d| !placed.contains(d)) {
             if let Some(pos) = path.iter().position(|&p| p == next) {
                 let mut cycle = path[pos..].to_vec();
                 let min_pos = cycle
