@@ -1,1 +1,344 @@
-//! SKELETON: readiness
+//! Readiness probes with deadlines: an X11 connection handshake, a TCP connect, an HTTP GET
+//! answering 2xx, an output line matching a regex, or just "started". Probes poll fast (a
+//! few ms) so they add little to start-up. Knows nothing of restarts: the caller decides
+//! what a failed probe means.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::service::Readiness;
+
+/// Pause between attempts during the first [`FAST_PHASE`], then [`SLOW_POLL`].
+const FAST_POLL: Duration = Duration::from_millis(3);
+const FAST_PHASE: Duration = Duration::from_secs(2);
+const SLOW_POLL: Duration = Duration::from_millis(50);
+
+/// Why a service did not become ready.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadyError {
+    #[error("not ready after {}: waited for {probe}{}", humantime::format_duration(*.waited), last_error_suffix(.last_error))]
+    Timeout {
+        /// [`Readiness::describe`].
+        probe: String,
+        waited: Duration,
+        last_error: Option<String>,
+    },
+    /// The probe can never succeed (e.g. the output it watches has ended).
+    #[error("waited for {probe}: {reason}")]
+    Failed { probe: String, reason: String },
+}
+
+fn last_error_suffix(last: &Option<String>) -> String {
+    match last {
+        Some(e) => format!(" (last error: {e})"),
+        None => String::new(),
+    }
+}
+
+/// Waits until `ready` passes or `timeout` runs out. `log` is the receiver of the service's
+/// [`crate::output::LogWatch`] for `Readiness::Log` (ignored by the other probes).
+pub async fn wait_ready(
+    ready: &Readiness,
+    timeout: Duration,
+    log: Option<watch::Receiver<bool>>,
+) -> Result<(), ReadyError> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let timed_out = |last_error: Option<String>| ReadyError::Timeout {
+        probe: ready.describe(),
+        waited: timeout,
+        last_error,
+    };
+    match ready {
+        Readiness::Started => Ok(()),
+        Readiness::Log { .. } => {
+            let Some(mut rx) = log else {
+                return Err(ReadyError::Failed {
+                    probe: ready.describe(),
+                    reason: "no output is being watched".into(),
+                });
+            };
+            let outcome = tokio::time::timeout_at(deadline, rx.wait_for(|m| *m))
+                .await
+                .map(|r| r.map(drop));
+            match outcome {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(_)) => Err(ReadyError::Failed {
+                    probe: ready.describe(),
+                    reason: "the output ended without a matching line".into(),
+                }),
+                Err(_) => Err(timed_out(None)),
+            }
+        }
+        _ => {
+            let mut last_error = None;
+            loop {
+                let attempt = tokio::time::timeout_at(deadline, probe_once(ready)).await;
+                match attempt {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(err)) => last_error = Some(err),
+                    Err(_) => return Err(timed_out(last_error)),
+                }
+                let pause = if start.elapsed() < FAST_PHASE {
+                    FAST_POLL
+                } else {
+                    SLOW_POLL
+                };
+                if Instant::now() + pause >= deadline {
+                    tokio::time::sleep_until(deadline).await;
+                    return Err(timed_out(last_error));
+                }
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// One attempt of a polling probe.
+async fn probe_once(ready: &Readiness) -> Result<(), String> {
+    match ready {
+        Readiness::X11 { display } => x11_handshake(display).await,
+        Readiness::Tcp { addr } => TcpStream::connect(addr.as_str())
+            .await
+            .map(drop)
+            .map_err(|e| format!("connect {addr}: {e}")),
+        Readiness::Http { url } => http_get_2xx(url).await,
+        Readiness::Started | Readiness::Log { .. } => Ok(()),
+    }
+}
+
+/// Where the X server of `display` (`:99`, `:99.0`, `host:99`) listens.
+#[derive(Debug, PartialEq, Eq)]
+enum X11Socket {
+    Unix(String),
+    Tcp(String),
+}
+
+fn x11_socket(display: &str) -> Result<X11Socket, String> {
+    let (host, rest) = display
+        .rsplit_once(':')
+        .ok_or_else(|| format!("bad X display {display:?} (expected \":N\")"))?;
+    let number = rest.split('.').next().unwrap_or("");
+    let number: u16 = number
+        .parse()
+        .map_err(|_| format!("bad X display {display:?} (expected \":N\")"))?;
+    if host.is_empty() || host == "unix" {
+        Ok(X11Socket::Unix(format!("/tmp/.X11-unix/X{number}")))
+    } else {
+        let port = 6000u32 + u32::from(number);
+        Ok(X11Socket::Tcp(format!("{host}:{port}")))
+    }
+}
+
+/// The X11 connection setup request: little-endian, protocol 11.0, no authorization.
+const X11_SETUP: [u8; 12] = [b'l', 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// Connects and completes the connection setup; only a "Success" reply counts (an X server
+/// that requires authorization is reported with its reason).
+async fn x11_handshake(display: &str) -> Result<(), String> {
+    match x11_socket(display)? {
+        X11Socket::Unix(path) => {
+            let stream = UnixStream::connect(&path)
+                .await
+                .map_err(|e| format!("connect {path}: {e}"))?;
+            x11_setup(stream).await
+        }
+        X11Socket::Tcp(addr) => {
+            let stream = TcpStream::connect(&addr)
+                .await
+                .map_err(|e| format!("connect {addr}: {e}"))?;
+            x11_setup(stream).await
+        }
+    }
+}
+
+async fn x11_setup<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+) -> Result<(), String> {
+    stream
+        .write_all(&X11_SETUP)
+        .await
+        .map_err(|e| format!("X11 setup request: {e}"))?;
+    let mut head = [0u8; 8];
+    stream
+        .read_exact(&mut head)
+        .await
+        .map_err(|e| format!("X11 setup reply: {e}"))?;
+    match head[0] {
+        1 => Ok(()),
+        0 => {
+            // Failed: byte 1 is the length of the reason that follows the 8-byte header.
+            let len = usize::from(head[1]);
+            let mut reason = vec![0u8; len];
+            let _ = stream.read_exact(&mut reason).await;
+            Err(format!(
+                "X server refused the connection: {}",
+                String::from_utf8_lossy(&reason)
+            ))
+        }
+        2 => Err("X server requires authorization".into()),
+        other => Err(format!("unexpected X11 setup reply {other}")),
+    }
+}
+
+/// `http://host:port/path` into (`host:port`, `host`, `/path`).
+fn parse_http_url(url: &str) -> Result<(String, String, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("only http:// URLs can be probed, not {url:?}"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(format!("no host in {url:?}"));
+    }
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let addr = if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    Ok((addr, authority.to_string(), path.to_string()))
+}
+
+/// A minimal HTTP/1.1 GET; only the status line is read.
+async fn http_get_2xx(url: &str) -> Result<(), String> {
+    let (addr, host, path) = parse_http_url(url)?;
+    let mut stream = TcpStream::connect(addr.as_str())
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: deskd-probe\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 256];
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        let n = stream
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let status_line = line.lines().next().unwrap_or("").trim();
+    let code = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| format!("GET {url}: no HTTP status line in the answer"))?;
+    if (200..300).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("GET {url}: {status_line}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn x11_display_names() {
+        assert_eq!(
+            x11_socket(":99").unwrap(),
+            X11Socket::Unix("/tmp/.X11-unix/X99".into())
+        );
+        assert_eq!(
+            x11_socket(":5.0").unwrap(),
+            X11Socket::Unix("/tmp/.X11-unix/X5".into())
+        );
+        assert_eq!(
+            x11_socket("localhost:1").unwrap(),
+            X11Socket::Tcp("localhost:6001".into())
+        );
+        assert!(x11_socket("99").is_err());
+    }
+
+    #[test]
+    fn http_urls() {
+        assert_eq!(
+            parse_http_url("http://127.0.0.1:8080/health").unwrap(),
+            (
+                "127.0.0.1:8080".into(),
+                "127.0.0.1:8080".into(),
+                "/health".into()
+            )
+        );
+        assert_eq!(
+            parse_http_url("http://localhost").unwrap(),
+            ("localhost:80".into(), "localhost".into(), "/".into())
+        );
+        assert!(parse_http_url("https://x/").is_err());
+    }
+
+    #[tokio::test]
+    async fn tcp_probe_times_out_naming_the_probe_and_last_error() {
+        // A port that was just free: nothing listens there.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let ready = Readiness::Tcp { addr: addr.clone() };
+        let err = wait_ready(&ready, Duration::from_millis(200), None)
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("TCP connect to {addr}")), "{msg}");
+        assert!(msg.contains("200ms"), "{msg}");
+        assert!(msg.contains("last error: connect"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn http_probe_needs_2xx() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut n = 0;
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                n += 1;
+                let answer: &[u8] = if n < 3 {
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+                };
+                let _ = s.write_all(answer).await;
+            }
+        });
+        let ready = Readiness::Http {
+            url: format!("http://{addr}/health"),
+        };
+        wait_ready(&ready, Duration::from_secs(20), None)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn log_probe_fails_when_output_ends() {
+        let (tx, rx) = watch::channel(false);
+        drop(tx);
+        let ready = Readiness::Log {
+            pattern: regex::Regex::new("up").unwrap(),
+        };
+        let err = wait_ready(&ready, Duration::from_secs(5), Some(rx))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ReadyError::Failed { .. }), "{err}");
+    }
+}
