@@ -1,0 +1,48 @@
+// Reconnect delays: exponential, capped, with jitter so many viewers do not come back in step
+// after a restart ("equal jitter": half the delay fixed, half random).
+
+export const DEFAULTS = Object.freeze({ base: 500, factor: 2, cap: 15000, jitter: 0.5 });
+
+/** The delay in ms before attempt `n` (0-based), given `r` in [0, 1). */
+export function backoffDelay(n, r, opts = DEFAULTS) {
+  const { base, factor, cap, jitter } = { ...DEFAULTS, ...opts };
+  const attempt = Math.max(0, Math.floor(n));
+  const raw = Math.min(cap, base * Math.pow(factor, Math.min(attempt, 60)));
+  const rr = Math.min(Math.max(Number(r) || 0, 0), 1);
+  return Math.round(raw * (1 - jitter) + raw * jitter * rr);
+}
+
+export class Backoff {
+  constructor(opts = {}, random = Math.random) {
+    this.opts = { ...DEFAULTS, ...opts };
+    this.random = random;
+    this.attempt = 0;
+  }
+
+  /** The next delay; each call moves one step up the schedule. */
+  next() {
+    const d = backoffDelay(this.attempt, this.random(), this.opts);
+    this.attempt += 1;
+    return d;
+  }
+
+  reset() {
+    this.attempt = 0;
+  }
+}
+
+/**
+ * What a closed signaling socket means for the viewer:
+ * - "unauthorized": stop, show the message (the token is wrong or missing);
+ * - "unavailable": neko is not running or not ready; retry with backoff;
+ * - "retry": anything else (network drop, neko restart, relay restart); retry with backoff.
+ * `probeStatus` is the HTTP status of a plain GET on the signaling URL after a socket that
+ * never opened (the browser hides the refusal's status), or undefined.
+ */
+export function classifyClose(code, probeStatus) {
+  if (code === 1008 || code === 4401 || code === 4403) return "unauthorized";
+  if (code === 4503 || code === 4502 || code === 4504 || code === 1013) return "unavailable";
+  if (probeStatus === 401 || probeStatus === 403) return "unauthorized";
+  if (probeStatus === 502 || probeStatus === 503 || probeStatus === 504) return "unavailable";
+  return "retry";
+}

@@ -1,0 +1,44 @@
+import test from "node:test";
+import assert from "node:assert/strict";
+import { Backoff, backoffDelay, classifyClose } from "../backoff.js";
+
+test("the schedule doubles from 500 ms and is capped at 15 s", () => {
+  const hi = [0, 1, 2, 3, 4, 5, 6, 10, 100].map((n) => backoffDelay(n, 1));
+  assert.deepEqual(hi, [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000, 15000]);
+});
+
+test("jitter keeps at least half the delay", () => {
+  assert.equal(backoffDelay(3, 0), 2000);
+  assert.equal(backoffDelay(3, 0.5), 3000);
+  assert.equal(backoffDelay(3, 0.999999), 4000);
+  assert.equal(backoffDelay(3, -1), 2000);
+  assert.equal(backoffDelay(3, NaN), 2000);
+});
+
+test("Backoff steps up and starts over on reset", () => {
+  const rs = [1, 1, 1, 0];
+  const b = new Backoff({}, () => rs.shift() ?? 1);
+  assert.deepEqual([b.next(), b.next(), b.next(), b.next()], [500, 1000, 2000, 2000]);
+  b.reset();
+  assert.equal(b.next(), 500);
+});
+
+test("close codes: unauthorized stops, unavailable and the rest retry", () => {
+  assert.equal(classifyClose(4401), "unauthorized");
+  assert.equal(classifyClose(4403), "unauthorized");
+  assert.equal(classifyClose(1008), "unauthorized");
+  assert.equal(classifyClose(4503), "unavailable");
+  assert.equal(classifyClose(1013), "unavailable");
+  assert.equal(classifyClose(1006), "retry");
+  assert.equal(classifyClose(1000), "retry");
+  assert.equal(classifyClose(1001), "retry");
+  assert.equal(classifyClose(4000), "retry");
+});
+
+test("a socket that never opened is judged by the HTTP probe", () => {
+  assert.equal(classifyClose(1006, 401), "unauthorized");
+  assert.equal(classifyClose(1006, 403), "unauthorized");
+  assert.equal(classifyClose(1006, 503), "unavailable");
+  assert.equal(classifyClose(1006, 400), "retry");
+  assert.equal(classifyClose(1006, undefined), "retry");
+});
