@@ -1,0 +1,140 @@
+{
+  description = "deskd: a virtual Linux desktop streamed to the browser over WebRTC, with an agent API";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      inherit (nixpkgs) lib;
+
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+
+      # The one place the project's home is named (image label, docs).
+      source = "https://github.com/deskd/deskd";
+      revision = self.rev or self.dirtyRev or "unknown";
+
+      # mkImage for a package set, with this flake's deskd and neko as defaults.
+      mkImageWith =
+        pkgs:
+        import ./image {
+          inherit pkgs revision source;
+          deskd = pkgs.callPackage ./nix/deskd.nix { };
+          neko = pkgs.callPackage ./image/neko.nix { };
+        };
+    in
+    {
+      overlays.default = final: _prev: {
+        deskd = final.callPackage ./nix/deskd.nix { };
+        deskd-neko = final.callPackage ./image/neko.nix { };
+      };
+
+      packages = forAllSystems (
+        pkgs:
+        let
+          deskd = pkgs.callPackage ./nix/deskd.nix { };
+        in
+        {
+          inherit deskd;
+          neko = pkgs.callPackage ./image/neko.nix { };
+          image = mkImageWith pkgs { };
+          default = deskd;
+        }
+      );
+
+      apps = forAllSystems (pkgs: {
+        default = {
+          type = "app";
+          program = lib.getExe self.packages.${pkgs.stdenv.hostPlatform.system}.deskd;
+          meta.description = "deskd (e.g. `nix run . -- run -c deskd.toml`)";
+        };
+      });
+
+      # services.deskd; the packages default to this flake's for the host's system.
+      nixosModules.default = import ./nix/module.nix {
+        packagesFor = system: self.packages.${system};
+      };
+
+      # lib.mkImage { pkgs = nixpkgs.legacyPackages.x86_64-linux; name = "my-desktop";
+      #   extraPackages = [ pkgs.firefox ];
+      #   services = [ { name = "firefox"; command = [ "firefox" ]; after = [ "window-manager" ]; } ];
+      #   settings = { display.size = "1920x1080"; }; neko = myNeko; }
+      lib.mkImage = { pkgs, ... }@args: mkImageWith pkgs (removeAttrs args [ "pkgs" ]);
+
+      checks = forAllSystems (
+        pkgs:
+        let
+          own = self.packages.${pkgs.stdenv.hostPlatform.system};
+        in
+        {
+          inherit (own) deskd;
+
+          # The whole Rust test suite with an X server at hand. Tests that need what the
+          # sandbox cannot give (user namespaces, Chromium, a real neko) skip with a
+          # printed reason, as they do elsewhere; the VM tests below cover those paths.
+          deskd-tests = own.deskd.overrideAttrs (old: {
+            pname = "deskd-tests";
+            cargoTestFlags = [
+              "--package"
+              "deskd"
+            ];
+            nativeCheckInputs = (old.nativeCheckInputs or [ ]) ++ [
+              pkgs.xorg.xorgserver
+              pkgs.xdotool
+              pkgs.xclip
+              pkgs.util-linux
+            ];
+            installPhase = "touch $out";
+          });
+
+          stream = import ./nixos-tests/stream.nix {
+            inherit pkgs;
+            module = self.nixosModules.default;
+          };
+
+          image = import ./nixos-tests/image.nix {
+            inherit pkgs;
+            inherit (own) image;
+          };
+        }
+      );
+
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          inputsFrom = [ self.packages.${pkgs.stdenv.hostPlatform.system}.deskd ];
+          packages = with pkgs; [
+            cargo
+            rustc
+            clippy
+            rustfmt
+            rust-analyzer
+            # What the tests and benchmarks run.
+            xorg.xorgserver
+            xorg.xdpyinfo
+            xorg.xwininfo
+            xdotool
+            xclip
+            chromium
+            chromedriver
+            pulseaudio
+            tini
+            dumb-init
+            imagemagick
+            scrot
+            python3Packages.websockify
+            nginx
+            netcat-openbsd
+            util-linux
+            # The image pin and the offline checks.
+            nix-prefetch-docker
+            skopeo
+            jq
+          ];
+        };
+      });
+    };
+}

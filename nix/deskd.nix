@@ -1,0 +1,51 @@
+# deskd, the PID-1 supervisor, built from this repository's Cargo workspace.
+#
+# Only the Rust sources go into the build (lib.fileset), so editing the docs, the
+# image or the VM tests does not rebuild deskd.
+{
+  lib,
+  rustPlatform,
+}:
+
+let
+  root = ../.;
+  manifest = lib.importTOML ../supervisor/Cargo.toml;
+in
+rustPlatform.buildRustPackage {
+  pname = "deskd";
+  inherit (manifest.package) version;
+
+  src = lib.fileset.toSource {
+    inherit root;
+    fileset = lib.fileset.unions [
+      ../Cargo.toml
+      ../Cargo.lock
+      ../supervisor
+    ];
+  };
+
+  cargoLock.lockFile = ../Cargo.lock;
+
+  cargoBuildFlags = [
+    "--package"
+    "deskd"
+  ];
+
+  # The build sandbox has no X server, no browser, no neko and no user namespaces,
+  # which most integration tests in supervisor/tests need (they start real Xvfb,
+  # Chromium, `unshare --pid`). The package runs the unit tests only; the flake check
+  # `deskd-tests` runs the whole suite with Xvfb available, and the VM tests cover
+  # the rest on real machines.
+  cargoTestFlags = [
+    "--package"
+    "deskd"
+    "--lib"
+  ];
+
+  meta = {
+    description = manifest.package.description;
+    license = lib.licenses.asl20;
+    mainProgram = "deskd";
+    platforms = lib.platforms.linux;
+  };
+}
