@@ -1,0 +1,142 @@
+# neko, the WebRTC streamer, taken as a binary from neko's own base image pinned by digest.
+#
+# The binary is built for Debian: its ELF interpreter and libraries are patched to
+# store paths (autoPatchelfHook) and a wrapper sets the GStreamer plugin path and the
+# tools neko calls (xclip for the clipboard, setxkbmap for keyboard maps, xdotool).
+#
+# The pin (digest and one hash per architecture) lives in ./neko-base.json and is
+# refreshed by ./update-neko-base.sh with nix-prefetch-docker. A hash that is still
+# `null` there builds with lib.fakeHash: the first build then fails with the real hash
+# printed ("got: sha256-..."), which is what the script writes.
+{
+  lib,
+  stdenv,
+  dockerTools,
+  autoPatchelfHook,
+  makeWrapper,
+  jq,
+  zstd,
+  glib,
+  gtk3,
+  libxcvt,
+  gst_all_1,
+  xorg,
+  xclip,
+  xdotool,
+  pin ? lib.importJSON ./neko-base.json,
+}:
+
+let
+  # Docker's names for the architectures this flake builds for.
+  arch =
+    {
+      x86_64-linux = "amd64";
+      aarch64-linux = "arm64";
+    }
+    .${stdenv.hostPlatform.system}
+      or (throw "neko: no neko base image for ${stdenv.hostPlatform.system}");
+
+  pinnedHash = pin.hash.${arch} or null;
+
+  hash =
+    if pinnedHash == null then
+      lib.warn
+        "neko: image/neko-base.json has no hash for ${arch} yet; run image/update-neko-base.sh, or paste the hash this build prints"
+        lib.fakeHash
+    else
+      pinnedHash;
+
+  baseImage = dockerTools.pullImage {
+    inherit (pin) imageName imageDigest finalImageTag;
+    finalImageName = pin.imageName;
+    os = "linux";
+    inherit arch hash;
+  };
+
+  gstPlugins = with gst_all_1; [
+    gstreamer
+    gst-plugins-base
+    gst-plugins-good # ximagesrc, vpx, pulsesrc
+    gst-plugins-bad
+    gst-plugins-ugly
+  ];
+in
+stdenv.mkDerivation {
+  pname = "neko";
+  # The image is pinned by digest, not by release; the digest names the version.
+  version = "base-" + lib.substring 7 12 pin.imageDigest;
+
+  src = baseImage;
+
+  nativeBuildInputs = [
+    autoPatchelfHook
+    makeWrapper
+    jq
+    zstd
+  ];
+
+  buildInputs = [
+    glib
+    gtk3
+    libxcvt
+    xorg.libX11
+    xorg.libXrandr
+    xorg.libXtst
+    xorg.libXfixes
+    xorg.libXi
+  ]
+  ++ gstPlugins;
+
+  # pullImage yields a docker-archive: manifest.json lists the layer tarballs from the
+  # bottom up. Unpack /usr/bin/neko from each layer that has it; the topmost one wins.
+  unpackPhase = ''
+    runHook preUnpack
+    mkdir archive rootfs
+    tar -xf "$src" -C archive
+    for layer in $(jq -r '.[0].Layers[]' archive/manifest.json); do
+      tar -xf "archive/$layer" -C rootfs usr/bin/neko 2>/dev/null || true
+    done
+    if [ ! -f rootfs/usr/bin/neko ]; then
+      echo "neko: no usr/bin/neko in any layer of ${pin.imageName}@${pin.imageDigest}" >&2
+      exit 1
+    fi
+    runHook postUnpack
+  '';
+
+  dontConfigure = true;
+  dontBuild = true;
+
+  installPhase = ''
+    runHook preInstall
+    install -Dm755 rootfs/usr/bin/neko "$out/libexec/neko/neko"
+    makeWrapper "$out/libexec/neko/neko" "$out/bin/neko" \
+      --prefix GST_PLUGIN_SYSTEM_PATH_1_0 : "${lib.makeSearchPathOutput "lib" "lib/gstreamer-1.0" gstPlugins}" \
+      --prefix PATH : "${
+        lib.makeBinPath [
+          xclip
+          xdotool
+          xorg.setxkbmap
+        ]
+      }"
+    runHook postInstall
+  '';
+
+  # A Go binary: stripping gains little and has broken Go binaries before.
+  dontStrip = true;
+
+  passthru = {
+    inherit baseImage pin;
+  };
+
+  meta = {
+    description = "neko WebRTC desktop streamer (binary from ${pin.imageName})";
+    homepage = "https://github.com/m1k1o/neko";
+    license = lib.licenses.asl20;
+    sourceProvenance = [ lib.sourceTypes.binaryNativeCode ];
+    mainProgram = "neko";
+    platforms = [
+      "x86_64-linux"
+      "aarch64-linux"
+    ];
+  };
+}
