@@ -1,0 +1,194 @@
+# mkImage: the deskd desktop as an OCI image (dockerTools.streamLayeredImage).
+#
+# The result is a script that writes the image tarball to stdout, so no large tarball
+# lands in the store:  $(nix build .#image --print-out-paths) | docker load
+#
+# Derived images (flake output lib.mkImage) add packages, deskd settings (a Nix attrset
+# rendered to TOML and merged over the default), services, a name and tag, and may bring
+# their own neko package.
+{
+  pkgs,
+  deskd,
+  neko,
+  revision ? "unknown",
+  source ? "https://github.com/deskd/deskd",
+}:
+
+let
+  defaultNeko = neko;
+in
+{
+  name ? "deskd",
+  tag ? deskd.version,
+  # Packages put on the image's PATH (/bin) and into /share (e.g. a browser).
+  extraPackages ? [ ],
+  # deskd settings merged (lib.recursiveUpdate) over the default configuration.
+  settings ? { },
+  # Extra [[service]] tables appended to the default ones, e.g.
+  # { name = "firefox"; command = [ "firefox" ]; after = [ "window-manager" ]; }
+  services ? [ ],
+  # false: no window manager or terminal, only display, neko and PulseAudio.
+  desktop ? true,
+  # A neko package of your own (its bin/neko is used).
+  neko ? defaultNeko,
+  # Extra OCI labels, merged over the defaults.
+  labels ? { },
+}:
+
+let
+  inherit (pkgs) lib;
+
+  nekoPkg = neko;
+
+  uid = 1000;
+  user = "desk";
+  home = "/home/${user}";
+
+  fontsConf = pkgs.makeFontsConf {
+    fontDirectories = [ pkgs.dejavu_fonts ];
+  };
+
+  defaults = import ./settings.nix {
+    neko = lib.getExe nekoPkg;
+    pulseaudio = "${pkgs.pulseaudio}/bin/pulseaudio";
+    windowManager = "${pkgs.openbox}/bin/openbox";
+    terminal = "${pkgs.xterm}/bin/xterm";
+    terminalArgs = [
+      "-fa"
+      "DejaVu Sans Mono"
+      "-fs"
+      "11"
+    ];
+    pulseScript = "${./default.pa}";
+  };
+
+  baseServices =
+    if desktop then
+      defaults.service
+    else
+      builtins.filter (s: s.name == "pulseaudio") defaults.service;
+
+  merged = lib.recursiveUpdate (removeAttrs defaults [ "service" ]) settings;
+
+  finalSettings = merged // {
+    service = baseServices ++ (merged.service or [ ]) ++ services;
+  };
+
+  configFile = (pkgs.formats.toml { }).generate "deskd.toml" finalSettings;
+
+  etc = pkgs.runCommand "deskd-image-etc" { } ''
+    install -Dm644 ${configFile} $out/etc/deskd/deskd.toml
+  '';
+
+  nss = pkgs.dockerTools.fakeNss.override {
+    extraPasswdLines = [ "${user}:x:${toString uid}:${toString uid}:desktop user:${home}:/bin/bash" ];
+    extraGroupLines = [ "${user}:x:${toString uid}:" ];
+  };
+
+  rootEnv = pkgs.buildEnv {
+    name = "deskd-image-root";
+    paths = [
+      deskd
+      nekoPkg
+      pkgs.xorg.xorgserver # Xvfb
+      pkgs.pulseaudio
+      pkgs.openbox
+      pkgs.xterm
+      pkgs.xdotool
+      pkgs.xclip
+      pkgs.dejavu_fonts
+      pkgs.vanilla-dmz # cursor theme
+      pkgs.bashInteractive
+      pkgs.coreutils
+      pkgs.curlMinimal # the healthcheck
+    ]
+    ++ extraPackages;
+    pathsToLink = [
+      "/bin"
+      "/share"
+    ];
+  };
+
+  seconds = s: s * 1000000000;
+in
+pkgs.dockerTools.streamLayeredImage {
+  inherit name tag;
+
+  contents = [
+    rootEnv
+    nss
+    etc
+  ];
+
+  # Run under fakeroot: ownership and modes end up in the image as written here.
+  fakeRootCommands = ''
+    mkdir -p ./tmp/.X11-unix ./tmp/runtime-${user} .${home} ./etc/deskd/conf.d
+    chmod 1777 ./tmp ./tmp/.X11-unix
+    chown ${toString uid}:${toString uid} .${home} ./tmp/runtime-${user}
+    chmod 0700 ./tmp/runtime-${user}
+  '';
+
+  config = {
+    # deskd is PID 1 and runs every service as the non-root user.
+    Entrypoint = [
+      "${deskd}/bin/deskd"
+      "run"
+    ];
+    # `docker run IMAGE -- CMD ARGS` makes CMD deskd's main program.
+    Cmd = [ ];
+    User = "${toString uid}:${toString uid}";
+    WorkingDir = home;
+    Env = [
+      "PATH=/bin"
+      "LANG=C.UTF-8"
+      "HOME=${home}"
+      "USER=${user}"
+      "SHELL=/bin/bash"
+      "DISPLAY=:${toString finalSettings.display.number}"
+      "XDG_RUNTIME_DIR=/tmp/runtime-${user}"
+      "XDG_DATA_DIRS=/share"
+      "XCURSOR_PATH=/share/icons"
+      "XCURSOR_THEME=Vanilla-DMZ"
+      "FONTCONFIG_FILE=${fontsConf}"
+      "PULSE_SERVER=unix:/tmp/pulseaudio.socket"
+    ];
+    ExposedPorts =
+      {
+        "8080/tcp" = { };
+      }
+      // lib.optionalAttrs (finalSettings.neko.udp_port or null != null) {
+        "${toString finalSettings.neko.udp_port}/udp" = { };
+      };
+    StopSignal = "SIGTERM";
+    # Docker honours this (docker inspect .State.Health); OCI-format podman ignores it.
+    Healthcheck = {
+      Test = [
+        "CMD"
+        "/bin/curl"
+        "-fsS"
+        "-o"
+        "/dev/null"
+        "http://127.0.0.1:8080/healthz"
+      ];
+      Interval = seconds 10;
+      Timeout = seconds 5;
+      StartPeriod = seconds 10;
+      Retries = 3;
+    };
+    Labels = {
+      "org.opencontainers.image.title" = name;
+      "org.opencontainers.image.description" =
+        "A virtual Linux desktop streamed to the browser over WebRTC, supervised by deskd";
+      "org.opencontainers.image.source" = source;
+      "org.opencontainers.image.licenses" = "Apache-2.0";
+      "org.opencontainers.image.version" = deskd.version;
+      "org.opencontainers.image.revision" = revision;
+    }
+    // labels;
+  };
+
+  passthru = {
+    inherit configFile finalSettings;
+    neko = nekoPkg;
+  };
+}
