@@ -1,0 +1,258 @@
+//! Runs validated [`Action`]s through XTEST FakeInput on the session's connection, then
+//! syncs (a GetInputFocus round trip) so that once this returns the X server has processed
+//! every event, and a screenshot taken next sees their effect as far as X is concerned.
+
+use std::thread;
+use std::time::Duration;
+
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{
+    ConnectionExt as _, Keycode, BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, KEY_PRESS_EVENT,
+    KEY_RELEASE_EVENT, MOTION_NOTIFY_EVENT,
+};
+use x11rb::protocol::xtest::ConnectionExt as _;
+use x11rb::CURRENT_TIME;
+
+use super::actions::{Action, Button, KeyMode, Point};
+use super::keymap::{KeyPos, Keymap, Resolved};
+use super::keys::{self, Keysym, XK_SHIFT_L};
+use super::{DesktopError, Session};
+
+/// Pause between the clicks of a double or triple click: well inside every toolkit's
+/// double-click time (GTK 400 ms, Qt 400 ms, Chromium 500 ms).
+const MULTI_CLICK_INTERVAL: Duration = Duration::from_millis(40);
+/// Intermediate pointer positions of a drag, so toolkits see motion beyond their drag
+/// threshold while the button is down.
+const DRAG_STEPS: i32 = 8;
+const DRAG_STEP_PAUSE: Duration = Duration::from_millis(4);
+/// Pause before rebinding spare keycodes, so clients have looked up the previous keys.
+const REBIND_PAUSE: Duration = Duration::from_millis(50);
+
+/// Runs `actions` in order.
+pub(crate) fn run(s: &mut Session, actions: &[Action]) -> Result<(), DesktopError> {
+    let mut keymap: Option<Keymap> = None;
+    let mut x = Xtest {
+        s,
+        batch: Vec::new(),
+    };
+    for action in actions {
+        match action {
+            Action::Move(p) => x.motion(*p)?,
+            Action::Click { at, button, count } => {
+                if let Some(p) = at {
+                    x.motion(*p)?;
+                }
+                for i in 0..*count {
+                    if i > 0 {
+                        x.pause(MULTI_CLICK_INTERVAL)?;
+                    }
+                    x.button(*button, true)?;
+                    x.button(*button, false)?;
+                }
+            }
+            Action::Button { at, button, down } => {
+                if let Some(p) = at {
+                    x.motion(*p)?;
+                }
+                x.button(*button, *down)?;
+            }
+            Action::Drag { from, to, button } => x.drag(*from, *to, *button)?,
+            Action::Scroll { at, dx, dy } => {
+                if let Some(p) = at {
+                    x.motion(*p)?;
+                }
+                let (vertical, horizontal) =
+                    (if *dy < 0 { 4 } else { 5 }, if *dx < 0 { 6 } else { 7 });
+                for (button, n) in [
+                    (vertical, dy.unsigned_abs()),
+                    (horizontal, dx.unsigned_abs()),
+                ] {
+                    for _ in 0..n {
+                        x.button(button, true)?;
+                        x.button(button, false)?;
+                    }
+                }
+            }
+            Action::Key { combos, mode } => {
+                let km = keymap_of(&mut keymap, x.s)?;
+                for combo in combos {
+                    x.combo(km, combo, *mode)?;
+                }
+            }
+            Action::Type { text, delay } => {
+                let km = keymap_of(&mut keymap, x.s)?;
+                x.type_text(km, text, *delay)?;
+            }
+            Action::Wait(d) => x.pause(*d)?,
+        }
+    }
+    x.s.conn.get_input_focus()?.reply()?;
+    Ok(())
+}
+
+/// The keymap, fetched once per request on first keyboard use.
+fn keymap_of<'k>(
+    slot: &'k mut Option<Keymap>,
+    s: &Session,
+) -> Result<&'k mut Keymap, DesktopError> {
+    if slot.is_none() {
+        *slot = Some(Keymap::fetch(&s.conn)?);
+    }
+    slot.as_mut()
+        .ok_or_else(|| DesktopError::X11("keyboard mapping unavailable".into()))
+}
+
+struct Xtest<'s> {
+    s: &'s mut Session,
+    /// Spare keycodes bound since the last sync.
+    batch: Vec<Keycode>,
+}
+
+impl Xtest<'_> {
+    fn fake(&self, kind: u8, detail: u8, p: Option<Point>) -> Result<(), DesktopError> {
+        let (x, y) = p.map_or((0, 0), |p| (p.x, p.y));
+        self.s
+            .conn
+            .xtest_fake_input(kind, detail, CURRENT_TIME, self.s.root, x, y, 0)?;
+        Ok(())
+    }
+
+    fn motion(&self, p: Point) -> Result<(), DesktopError> {
+        self.fake(MOTION_NOTIFY_EVENT, 0, Some(p))
+    }
+
+    fn button(&self, button: Button, down: bool) -> Result<(), DesktopError> {
+        let kind = if down {
+            BUTTON_PRESS_EVENT
+        } else {
+            BUTTON_RELEASE_EVENT
+        };
+        self.fake(kind, button, None)
+    }
+
+    fn key(&self, keycode: Keycode, down: bool) -> Result<(), DesktopError> {
+        let kind = if down {
+            KEY_PRESS_EVENT
+        } else {
+            KEY_RELEASE_EVENT
+        };
+        self.fake(kind, keycode, None)
+    }
+
+    /// Flushes what was queued, then sleeps: the events before the pause really happen
+    /// before it.
+    fn pause(&mut self, d: Duration) -> Result<(), DesktopError> {
+        self.s.conn.flush()?;
+        if !d.is_zero() {
+            thread::sleep(d);
+        }
+        Ok(())
+    }
+
+    fn drag(&mut self, from: Point, to: Point, button: Button) -> Result<(), DesktopError> {
+        self.motion(from)?;
+        self.pause(DRAG_STEP_PAUSE)?;
+        self.button(button, true)?;
+        for i in 1..=DRAG_STEPS {
+            let lerp = |a: i16, b: i16| {
+                (i32::from(a) + (i32::from(b) - i32::from(a)) * i / DRAG_STEPS) as i16
+            };
+            self.pause(DRAG_STEP_PAUSE)?;
+            self.motion(Point {
+                x: lerp(from.x, to.x),
+                y: lerp(from.y, to.y),
+            })?;
+        }
+        self.pause(DRAG_STEP_PAUSE)?;
+        self.button(button, false)
+    }
+
+    /// Where `keysym` is, binding a spare keycode if needed (syncing and pausing first when
+    /// every spare keycode is in use by this batch).
+    fn resolve(&mut self, keymap: &mut Keymap, keysym: Keysym) -> Result<KeyPos, DesktopError> {
+        for _ in 0..2 {
+            match self
+                .s
+                .remap
+                .resolve(&self.s.conn, keymap, &mut self.batch, keysym)?
+            {
+                Resolved::At(pos) => return Ok(pos),
+                Resolved::NeedNewBatch => {
+                    self.s.conn.get_input_focus()?.reply()?;
+                    thread::sleep(REBIND_PAUSE);
+                    self.batch.clear();
+                }
+            }
+        }
+        Err(DesktopError::X11(format!(
+            "could not bind keysym 0x{keysym:x}"
+        )))
+    }
+
+    fn shift_keycode(&mut self, keymap: &mut Keymap) -> Result<Keycode, DesktopError> {
+        Ok(self.resolve(keymap, XK_SHIFT_L)?.keycode)
+    }
+
+    /// Presses the keys of `combo` in order (adding Shift where a key is on level 1) and/or
+    /// releases them in reverse.
+    fn combo(
+        &mut self,
+        keymap: &mut Keymap,
+        combo: &[Keysym],
+        mode: KeyMode,
+    ) -> Result<(), DesktopError> {
+        let mut codes: Vec<Keycode> = Vec::with_capacity(combo.len() + 1);
+        for &keysym in combo {
+            let pos = self.resolve(keymap, keysym)?;
+            if pos.shift {
+                let shift = self.shift_keycode(keymap)?;
+                if !codes.contains(&shift) {
+                    codes.push(shift);
+                }
+            }
+            codes.push(pos.keycode);
+        }
+        if mode != KeyMode::Up {
+            for &k in &codes {
+                self.key(k, true)?;
+            }
+        }
+        if mode != KeyMode::Down {
+            for &k in codes.iter().rev() {
+                self.key(k, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn type_text(
+        &mut self,
+        keymap: &mut Keymap,
+        text: &str,
+        delay: Duration,
+    ) -> Result<(), DesktopError> {
+        for (i, c) in text.chars().filter(|c| *c != '\r').enumerate() {
+            let Some(keysym) = keys::keysym_from_char(c) else {
+                continue;
+            };
+            if i > 0 && !delay.is_zero() {
+                self.pause(delay)?;
+            }
+            let pos = self.resolve(keymap, keysym)?;
+            let shift = if pos.shift {
+                Some(self.shift_keycode(keymap)?)
+            } else {
+                None
+            };
+            if let Some(shift) = shift {
+                self.key(shift, true)?;
+            }
+            self.key(pos.keycode, true)?;
+            self.key(pos.keycode, false)?;
+            if let Some(shift) = shift {
+                self.key(shift, false)?;
+            }
+        }
+        Ok(())
+    }
+}
