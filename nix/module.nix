@@ -1,0 +1,267 @@
+# services.deskd: the streamed desktop as a hardened systemd service.
+#
+# deskd runs as an unprivileged system user and starts every service of its config
+# (Xvfb, neko, the user's programs) as that same user. It logs to journald by itself
+# (JOURNAL_STREAM is set by systemd) and does not speak sd_notify, hence Type=simple;
+# readiness is `/readyz` on the HTTP port.
+#
+# The flake passes its packages in (see flake.nix: nixosModules.default); without them
+# `package` and `nekoPackage` must be set.
+{
+  # system -> { deskd, neko }
+  packagesFor ? null,
+}:
+
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  cfg = config.services.deskd;
+  flakeDefault =
+    attr:
+    lib.optionalAttrs (packagesFor != null) {
+      default = (packagesFor pkgs.stdenv.hostPlatform.system).${attr};
+      defaultText = lib.literalMD "this flake's `${attr}` for the host's system";
+    };
+  settingsFormat = pkgs.formats.toml { };
+
+  # Where systemd puts LoadCredential= files for this unit.
+  credentialsDir = "/run/credentials/deskd.service";
+
+  lastPort = addr: lib.toInt (lib.last (lib.splitString ":" addr));
+  httpPort = lastPort (cfg.settings.http.listen or "0.0.0.0:8080");
+  udpPort = cfg.settings.neko.udp_port or null;
+  tcpmuxPort = cfg.settings.neko.tcpmux or null;
+
+  configFile = settingsFormat.generate "deskd.toml" cfg.settings;
+
+  # `deskd check` at build time, on the config without the runtime-only secret paths.
+  checkedConfig =
+    let
+      forCheck = lib.recursiveUpdate cfg.settings {
+        http = removeAttrs (cfg.settings.http or { }) [
+          "token_file"
+          "view_token_file"
+        ];
+      };
+    in
+    pkgs.runCommand "deskd-config-checked"
+      {
+        nativeBuildInputs = [
+          cfg.package
+          pkgs.xorg.xorgserver
+        ]
+        ++ cfg.path;
+      }
+      ''
+        mkdir empty
+        deskd check -c ${settingsFormat.generate "deskd-check.toml" forCheck} --conf-d empty
+        ln -s ${configFile} $out
+      '';
+in
+{
+  options.services.deskd = {
+    enable = lib.mkEnableOption "deskd, a virtual Linux desktop streamed to browsers over WebRTC";
+
+    package = lib.mkOption {
+      type = lib.types.package;
+      description = "The deskd package.";
+    }
+    // flakeDefault "deskd";
+
+    nekoPackage = lib.mkOption {
+      type = lib.types.package;
+      description = "The neko package deskd runs as its streaming backend (`[neko] binary`).";
+    }
+    // flakeDefault "neko";
+
+    path = lib.mkOption {
+      type = lib.types.listOf lib.types.package;
+      default = [ ];
+      example = lib.literalExpression "[ pkgs.xterm pkgs.openbox pkgs.firefox ]";
+      description = ''
+        Packages on the PATH of deskd and of every service it starts (window manager,
+        terminal, browser...). Xvfb is always there.
+      '';
+    };
+
+    settings = lib.mkOption {
+      type = settingsFormat.type;
+      default = { };
+      example = lib.literalExpression ''
+        {
+          display.size = "1920x1080";
+          neko.nat1to1 = [ "203.0.113.7" ];
+          service = [
+            { name = "wm"; command = [ "openbox" ]; after = [ "display" ]; }
+          ];
+        }
+      '';
+      description = ''
+        deskd configuration (docs/config.md), rendered to TOML. The module sets
+        `[display]`, `[http] listen`, `[neko] binary`, `udp_port` and `nat1to1` by default;
+        set `neko.nat1to1` to the address browsers reach this machine at.
+        Secrets do not belong here (the file is in the Nix store): use {option}`tokenFile`.
+      '';
+    };
+
+    tokenFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.path;
+      default = null;
+      example = "/run/secrets/deskd-token";
+      description = ''
+        File with the control access token, outside the Nix store. Handed to the unit with
+        `LoadCredential=` and read by deskd through `[http] token_file`. Without it deskd
+        generates a token at each start and logs the URL to open, once.
+      '';
+    };
+
+    viewTokenFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.path;
+      default = null;
+      description = "Like {option}`tokenFile`, for the view-only token.";
+    };
+
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Open the HTTP port and neko's media ports (UDP, and TCP when `tcpmux` is set).";
+    };
+
+    user = lib.mkOption {
+      type = lib.types.str;
+      default = "deskd";
+      description = "User deskd and all its services run as; created when left at the default.";
+    };
+
+    group = lib.mkOption {
+      type = lib.types.str;
+      default = "deskd";
+      description = "Group of {option}`user`; created when left at the default.";
+    };
+
+    checkConfig = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = "Validate the rendered configuration with `deskd check` at build time.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    services.deskd.settings = {
+      display = {
+        number = lib.mkDefault 99;
+        size = lib.mkDefault "1280x720";
+      };
+      http = {
+        listen = lib.mkDefault "0.0.0.0:8080";
+      }
+      // lib.optionalAttrs (cfg.tokenFile != null) {
+        token_file = "${credentialsDir}/token";
+      }
+      // lib.optionalAttrs (cfg.viewTokenFile != null) {
+        view_token_file = "${credentialsDir}/view-token";
+      };
+      neko = {
+        binary = lib.mkDefault (lib.getExe cfg.nekoPackage);
+        udp_port = lib.mkDefault 59000;
+        nat1to1 = lib.mkDefault [ "127.0.0.1" ];
+      };
+    };
+
+    users.users = lib.mkIf (cfg.user == "deskd") {
+      deskd = {
+        isSystemUser = true;
+        group = cfg.group;
+        home = "/var/lib/deskd";
+        description = "deskd desktop";
+      };
+    };
+    users.groups = lib.mkIf (cfg.group == "deskd") { deskd = { }; };
+
+    # Drop-ins (`*.toml`) read after the main file, as in the image.
+    environment.etc."deskd/conf.d/README".text = ''
+      deskd reads *.toml here after its main configuration (services.deskd.settings).
+    '';
+
+    networking.firewall = lib.mkIf cfg.openFirewall {
+      allowedTCPPorts = [ httpPort ] ++ lib.optional (tcpmuxPort != null) tcpmuxPort;
+      allowedUDPPorts = lib.optional (udpPort != null) udpPort;
+    };
+
+    systemd.services.deskd = {
+      description = "deskd streamed desktop";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network-online.target" ];
+      wants = [ "network-online.target" ];
+      path = [ pkgs.xorg.xorgserver ] ++ cfg.path;
+
+      environment = {
+        HOME = "/var/lib/deskd";
+        LANG = "C.UTF-8";
+      };
+
+      serviceConfig = {
+        Type = "simple";
+        ExecStart = "${lib.getExe cfg.package} run -c ${
+          if cfg.checkConfig then checkedConfig else configFile
+        } --conf-d /etc/deskd/conf.d";
+        User = cfg.user;
+        Group = cfg.group;
+
+        # deskd stops its services in reverse order with their own signals and
+        # timeouts, then exits 0: it alone gets SIGTERM, the rest of the cgroup is
+        # killed only if it outlives TimeoutStopSec.
+        KillSignal = "SIGTERM";
+        KillMode = "mixed";
+        TimeoutStopSec = "30s";
+        Restart = "on-failure";
+        RestartSec = "2s";
+
+        LoadCredential =
+          lib.optional (cfg.tokenFile != null) "token:${cfg.tokenFile}"
+          ++ lib.optional (cfg.viewTokenFile != null) "view-token:${cfg.viewTokenFile}";
+
+        StateDirectory = "deskd";
+        StateDirectoryMode = "0750";
+        RuntimeDirectory = "deskd";
+        WorkingDirectory = "/var/lib/deskd";
+        UMask = "0077";
+
+        # Hardening. Xvfb's socket lives in /tmp/.X11-unix: a private /tmp keeps the
+        # display to this unit (the agent API and neko run inside it).
+        NoNewPrivileges = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        ProtectKernelLogs = true;
+        ProtectKernelModules = true;
+        ProtectKernelTunables = true;
+        ProtectControlGroups = true;
+        ProtectProc = "invisible";
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_INET"
+          "AF_INET6"
+          "AF_NETLINK"
+        ];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [ "@system-service" ];
+        CapabilityBoundingSet = "";
+        AmbientCapabilities = "";
+        # GStreamer's orc compiles code at run time, so MemoryDenyWriteExecute stays off.
+      };
+    };
+  };
+}
