@@ -1,0 +1,111 @@
+# VM test `image`: packages.image loaded into Docker and run with its ports published;
+# headless Chromium on a second machine reaches live video and drives the desktop;
+# `docker stop` then ends deskd with exit code 0 inside the grace period.
+{
+  pkgs,
+  image,
+}:
+
+let
+  common = import ./common.nix { inherit pkgs; };
+  inherit (common) controlToken viewToken;
+  ref = "${image.imageName}:${image.imageTag}";
+  grace = 20;
+in
+pkgs.testers.runNixOSTest {
+  name = "deskd-image";
+
+  nodes = {
+    desktop =
+      { ... }:
+      {
+        virtualisation = {
+          memorySize = 3072;
+          diskSize = 8192;
+          docker.enable = true;
+        };
+        networking.firewall.allowedTCPPorts = [ 8080 ];
+        networking.firewall.allowedUDPPorts = [ 59000 ];
+        environment.systemPackages = [
+          pkgs.curl
+          pkgs.jq
+          pkgs.procps
+        ];
+      };
+
+    client = common.client;
+  };
+
+  testScript =
+    { nodes, ... }:
+    ''
+      import time
+
+      name = "deskd"
+      ip = "${nodes.desktop.networking.primaryIPAddress}"
+
+      start_all()
+      desktop.wait_for_unit("docker.service")
+
+      with subtest("the image loads and has the promised shape"):
+          desktop.succeed("${image} | docker load")
+          cfg = "docker image inspect ${ref} --format"
+          desktop.succeed(f"test \"$({cfg} '{{{{.Config.User}}}}')\" = 1000:1000")
+          desktop.succeed(f"test \"$({cfg} '{{{{.Config.StopSignal}}}}')\" = SIGTERM")
+          desktop.succeed(f"{cfg} '{{{{json .Config.ExposedPorts}}}}' | grep -F 8080/tcp")
+          desktop.succeed(f"{cfg} '{{{{json .Config.ExposedPorts}}}}' | grep -F 59000/udp")
+          desktop.succeed(
+              f"{cfg} '{{{{index .Config.Labels \"org.opencontainers.image.licenses\"}}}}' | grep -Fx Apache-2.0"
+          )
+
+      with subtest("the container runs deskd as PID 1 with the desktop"):
+          # A conf.d drop-in, as a derived image or a user would add one: remote browsers
+          # need the host's address in nat1to1.
+          desktop.succeed("mkdir -p /srv/deskd-conf.d")
+          desktop.succeed(
+              f"printf '[neko]\\nnat1to1 = [\"{ip}\"]\\n' > /srv/deskd-conf.d/50-network.toml"
+          )
+          desktop.succeed(
+              f"docker run -d --name {name} -p 8080:8080 -p 59000:59000/udp "
+              "-e DESKD_TOKEN=${controlToken} -e DESKD_VIEW_TOKEN=${viewToken} "
+              "-v /srv/deskd-conf.d:/etc/deskd/conf.d:ro ${ref}"
+          )
+          desktop.wait_until_succeeds("curl --fail -s http://127.0.0.1:8080/readyz", timeout=180)
+          desktop.wait_until_succeeds(
+              f"test \"$(docker inspect -f '{{{{.State.Health.Status}}}}' {name})\" = healthy", timeout=120
+          )
+          desktop.succeed(f"test \"$(docker exec {name} id -u)\" = 1000")
+          desktop.succeed(f"test \"$(docker exec {name} stat -c %a /tmp)\" = 1777")
+          desktop.succeed(f"test \"$(docker exec {name} cat /proc/1/comm)\" = deskd")
+          desktop.succeed(f"docker exec {name} deskd check -c /etc/deskd/deskd.toml")
+
+      with subtest("Chromium on another machine sees live video and drives the desktop"):
+          client.wait_for_unit("multi-user.target")
+          client.succeed(
+              "test \"$(curl -s -o /dev/null -w '%{http_code}' "
+              f"-H 'Authorization: Bearer wrong' http://{ip}:8080/api/display)\" = 401"
+          )
+          out = client.succeed(
+              "${common.browse {
+                url = "http://desktop:8080/?token=${controlToken}";
+                click = true;
+                type = "touch typed-through-image";
+              }}"
+          )
+          print(out)
+          desktop.wait_until_succeeds(
+              f"docker exec {name} test -f /home/desk/typed-through-image", timeout=60
+          )
+
+      with subtest("docker stop: deskd exits 0 within the grace period, nothing left"):
+          began = time.monotonic()
+          desktop.succeed(f"docker stop -t ${toString grace} {name}")
+          took = time.monotonic() - began
+          assert took < ${toString grace}, f"docker stop took {took:.1f}s: deskd was killed, not stopped"
+          desktop.succeed(f"test \"$(docker inspect -f '{{{{.State.ExitCode}}}}' {name})\" = 0")
+          desktop.succeed(f"test \"$(docker inspect -f '{{{{.State.OOMKilled}}}}' {name})\" = false")
+          desktop.fail("pgrep -f 'bin/Xvfb'")
+          desktop.fail("pgrep -f 'libexec/neko/neko'")
+          desktop.fail("pgrep -x pulseaudio")
+    '';
+}
