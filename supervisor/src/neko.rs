@@ -1,10 +1,267 @@
 //! neko as a built-in service: the command line and environment derived from `[neko]` and
 //! `[display]`, with every setting explicit and inherited `NEKO_*` variables scrubbed.
+//!
+//! Choices (see `docs/streaming.md` and the protocol notes in `shared/neko-protocol.md` §4):
+//! - Settings go on the command line as `--key=value` flags: flags beat env and config file in
+//!   viper's precedence, and an empty flag value really blanks a default (env cannot).
+//! - The one secret, the per-start API token, goes through the environment
+//!   (`NEKO_SESSION_API_TOKEN`, listed in `secret_env`) so it is not visible in `ps`.
+//! - `--config` points at an empty YAML file deskd writes, so viper never falls back to
+//!   searching `/etc/neko/` and `.` for a stray `neko.yaml`. (`/dev/null` does not work: viper
+//!   picks the format from the file extension and fails on none.)
+//! - Audio off: the audio pipeline is replaced by a silent `audiotestsrc` one, which needs no
+//!   PulseAudio; the viewer also asks for `audio: {disabled: true}`, so it never even starts.
+//!   The microphone (browser → desktop audio) is always off: deskd runs no PulseAudio sink for it.
 
-use crate::config::{DisplaySettings, NekoSettings};
-use crate::service::ServiceSpec;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::config::{DisplaySettings, IceServer, NekoSettings};
+use crate::service::{Readiness, RestartPolicy, ServiceSpec};
+
+/// Name of the built-in service.
+pub const SERVICE_NAME: &str = "neko";
+
+/// The environment variable carrying the API token (marked secret).
+pub const API_TOKEN_ENV: &str = "NEKO_SESSION_API_TOKEN";
+
+/// Silent audio pipeline used when `[neko] audio = false`: no PulseAudio needed.
+pub const SILENT_AUDIO_PIPELINE: &str =
+    "audiotestsrc wave=silence is-live=true ! audio/x-raw,channels=2 ! audioconvert ! opusenc ! appsink name=appsink";
+
+/// Where the empty config file lives (one per user of the machine, rewritten at each start).
+pub fn empty_config_path() -> PathBuf {
+    let uid = nix::unistd::getuid().as_raw();
+    std::env::temp_dir().join(format!("deskd-{uid}-neko-empty.yaml"))
+}
+
+/// Writes the empty config file `--config` points at. Idempotent.
+pub fn write_empty_config(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::write(
+        path,
+        b"# deskd passes every neko setting as a flag; this file is intentionally empty.\n",
+    )
+}
 
 /// The `neko` service spec.
-pub fn service(_neko: &NekoSettings, _display: &DisplaySettings, _api_token: &str) -> ServiceSpec {
-    unimplemented!("neko service")
+pub fn service(neko: &NekoSettings, display: &DisplaySettings, api_token: &str) -> ServiceSpec {
+    let config_path = empty_config_path();
+    // Best effort: if this fails neko exits with "unable to read config file" naming the path,
+    // which the supervisor reports; `service` itself stays infallible for `deskd check`.
+    if let Err(e) = write_empty_config(&config_path) {
+        tracing::warn!(path = %config_path.display(), error = %e, "cannot write neko's empty config file");
+    }
+
+    let mut spec = ServiceSpec::new(SERVICE_NAME, command(neko, display, &config_path));
+    spec.env
+        .insert("DISPLAY".to_string(), display.display_name());
+    spec.env
+        .insert(API_TOKEN_ENV.to_string(), api_token.to_string());
+    spec.secret_env.push(API_TOKEN_ENV.to_string());
+    spec.scrub_env_prefixes.push("NEKO_".to_string());
+    spec.ready = Readiness::Http {
+        url: format!("http://{}/health", neko.bind),
+    };
+    spec.ready_timeout = Duration::from_secs(20);
+    spec.after = vec!["display".to_string()];
+    spec.restart = RestartPolicy::Always;
+    spec.stop_signal = Signal::SIGINT;
+    spec.stop_timeout = Duration::from_secs(5);
+    spec.critical = true;
+    spec
+}
+
+/// `neko serve` and its flags.
+fn command(
+    neko: &NekoSettings,
+    display: &DisplaySettings,
+    config_path: &std::path::Path,
+) -> Vec<String> {
+    let dpy = display.display_name();
+    let mut c: Vec<String> = vec![neko.binary.clone(), "serve".to_string()];
+    let mut flag = |k: &str, v: &str| c.push(format!("--{k}={v}"));
+    flag("config", &config_path.display().to_string());
+    flag("legacy", "false");
+    flag("log.nocolor", "true");
+    flag("server.bind", &neko.bind.to_string());
+    flag("server.metrics", "true");
+    flag("server.pprof", "false");
+    flag("server.static", "");
+    flag("member.provider", "noauth");
+    flag("session.cookie.enabled", "false");
+    flag("session.implicit_hosting", "true");
+    flag("session.merciful_reconnect", "true");
+    flag("session.private_mode", "false");
+    flag("session.locked_logins", "false");
+    flag("session.locked_controls", "false");
+    flag("desktop.display", &dpy);
+    flag("capture.video.display", &dpy);
+    flag("desktop.input.enabled", "false");
+    flag(
+        "desktop.screen",
+        &format!("{}x{}@{}", display.width, display.height, neko.fps),
+    );
+    flag("capture.video.codec", &neko.codec);
+    if !neko.audio {
+        flag("capture.audio.pipeline", SILENT_AUDIO_PIPELINE);
+    }
+    flag("capture.microphone.enabled", "false");
+    // Never empty: an empty nat1to1 makes neko fetch its address from the internet at start.
+    flag("webrtc.nat1to1", &neko.nat1to1.join(","));
+    flag("webrtc.ip_retrieval_url", "");
+    if let Some(port) = neko.udp_port {
+        flag("webrtc.udpmux", &port.to_string());
+    }
+    if let Some((lo, hi)) = neko.epr {
+        flag("webrtc.epr", &format!("{lo}-{hi}"));
+    }
+    if let Some(port) = neko.tcpmux {
+        flag("webrtc.tcpmux", &port.to_string());
+    }
+    let ice = ice_json(&neko.ice_servers);
+    flag("webrtc.iceservers.frontend", &ice);
+    flag("webrtc.iceservers.backend", &ice);
+    c.extend(neko.extra_args.iter().cloned());
+    c
+}
+
+/// ICE servers as the JSON neko's flags take.
+fn ice_json(servers: &[IceServer]) -> String {
+    // Serializing plain strings cannot fail; fall back to "[]" rather than panic anyway.
+    serde_json::to_string(servers).unwrap_or_else(|_| "[]".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> (NekoSettings, DisplaySettings) {
+        let neko = NekoSettings {
+            binary: "/opt/neko/bin/neko".to_string(),
+            bind: "127.0.0.1:18100".parse().unwrap_or_else(|_| unreachable!()),
+            udp_port: Some(59000),
+            epr: None,
+            tcpmux: None,
+            nat1to1: vec!["127.0.0.1".to_string(), "10.0.0.2".to_string()],
+            ice_servers: vec![IceServer {
+                urls: vec!["turn:turn.example:3478".to_string()],
+                username: Some("u".to_string()),
+                credential: Some("p".to_string()),
+            }],
+            audio: false,
+            fps: 30,
+            codec: "vp8".to_string(),
+            extra_args: vec!["--debug".to_string()],
+        };
+        let display = DisplaySettings {
+            number: 42,
+            width: 1280,
+            height: 720,
+            depth: 24,
+            extra_args: vec![],
+            binary: "Xvfb".to_string(),
+        };
+        (neko, display)
+    }
+
+    fn has(spec: &ServiceSpec, arg: &str) -> bool {
+        spec.command.iter().any(|a| a == arg)
+    }
+
+    #[test]
+    fn everything_explicit() {
+        let (neko, display) = settings();
+        let spec = service(&neko, &display, "s3cret");
+        assert_eq!(spec.name, "neko");
+        assert_eq!(spec.command[0], "/opt/neko/bin/neko");
+        assert_eq!(spec.command[1], "serve");
+        for arg in [
+            "--legacy=false",
+            "--member.provider=noauth",
+            "--session.cookie.enabled=false",
+            "--session.implicit_hosting=true",
+            "--desktop.input.enabled=false",
+            "--desktop.screen=1280x720@30",
+            "--desktop.display=:42",
+            "--server.bind=127.0.0.1:18100",
+            "--server.metrics=true",
+            "--webrtc.nat1to1=127.0.0.1,10.0.0.2",
+            "--webrtc.udpmux=59000",
+            "--webrtc.ip_retrieval_url=",
+            "--capture.microphone.enabled=false",
+        ] {
+            assert!(has(&spec, arg), "missing {arg} in {:?}", spec.command);
+        }
+        assert!(spec
+            .command
+            .iter()
+            .any(|a| a.starts_with("--config=") && a.ends_with(".yaml")));
+        assert!(spec
+            .command
+            .iter()
+            .any(|a| a.starts_with("--capture.audio.pipeline=audiotestsrc")));
+        assert!(has(
+            &spec,
+            r#"--webrtc.iceservers.frontend=[{"urls":["turn:turn.example:3478"],"username":"u","credential":"p"}]"#
+        ));
+        assert_eq!(spec.command.last().map(String::as_str), Some("--debug"));
+        assert!(
+            !spec.command.iter().any(|a| a.contains("s3cret")),
+            "token must not be in argv"
+        );
+        assert!(!spec.command.iter().any(|a| a.starts_with("--webrtc.epr")));
+    }
+
+    #[test]
+    fn env_token_secret_and_scrub() {
+        let (neko, display) = settings();
+        let spec = service(&neko, &display, "s3cret");
+        assert_eq!(
+            spec.env.get(API_TOKEN_ENV).map(String::as_str),
+            Some("s3cret")
+        );
+        assert_eq!(spec.env.get("DISPLAY").map(String::as_str), Some(":42"));
+        assert_eq!(
+            spec.display_env_value(API_TOKEN_ENV, "s3cret"),
+            "<redacted>"
+        );
+        assert_eq!(spec.scrub_env_prefixes, vec!["NEKO_".to_string()]);
+        assert_eq!(spec.stop_signal, Signal::SIGINT);
+        assert!(spec.critical);
+        assert_eq!(spec.restart, RestartPolicy::Always);
+        assert_eq!(spec.after, vec!["display".to_string()]);
+        match &spec.ready {
+            Readiness::Http { url } => assert_eq!(url, "http://127.0.0.1:18100/health"),
+            other => panic!("unexpected readiness {other:?}"),
+        }
+        // The config file exists and is empty of settings.
+        let text = std::fs::read_to_string(empty_config_path()).unwrap_or_default();
+        assert!(text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.starts_with('#')));
+    }
+
+    #[test]
+    fn media_options_and_audio_on() {
+        let (mut neko, display) = settings();
+        neko.udp_port = None;
+        neko.epr = Some((59000, 59100));
+        neko.tcpmux = Some(59001);
+        neko.audio = true;
+        neko.ice_servers.clear();
+        let spec = service(&neko, &display, "t");
+        assert!(has(&spec, "--webrtc.epr=59000-59100"));
+        assert!(has(&spec, "--webrtc.tcpmux=59001"));
+        assert!(!spec
+            .command
+            .iter()
+            .any(|a| a.starts_with("--webrtc.udpmux")));
+        assert!(!spec
+            .command
+            .iter()
+            .any(|a| a.starts_with("--capture.audio.pipeline")));
+        assert!(has(&spec, "--webrtc.iceservers.backend=[]"));
+    }
 }

@@ -2,17 +2,26 @@
 //!
 //! Routes: `/` and assets ([`viewer`]), `/stream/signaling` ([`relay`]), `/healthz`,
 //! `/readyz`, `/metrics`, `/api/services` (here), `/api/*` for agents ([`api`]). Access
-//! control is [`auth`].
+//! control is [`auth`]: every route except `/healthz` and `/readyz` sits behind
+//! [`auth::require`], so handlers merged from [`viewer`] and [`api`] are protected without
+//! doing anything; they can take [`auth::Access`] or [`auth::RequireControl`] as extractors.
 
 pub mod api;
 pub mod auth;
+pub mod neko_api;
 pub mod relay;
 pub mod viewer;
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::supervisor::Snapshot;
@@ -32,9 +41,94 @@ pub struct AppState {
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let protected = Router::new()
         .merge(viewer::routes())
         .merge(relay::routes())
         .merge(api::routes())
+        .route("/metrics", get(metrics))
+        .route("/api/services", get(services))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(protected)
         .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` is cancelled, then stops accepting,
+/// closes every relay (1001) and lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let relay = state.relay.clone();
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            if let Some(r) = relay {
+                r.close_all();
+            }
+        })
+        .await
+}
+
+/// `200` while deskd runs.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `200` when every critical service is ready, else `503` with what is not.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let snap = state.status.borrow().clone();
+    let not_ready: Vec<serde_json::Value> = snap
+        .not_ready_critical()
+        .into_iter()
+        .map(|s| {
+            serde_json::json!({
+                "service": s.name,
+                "state": s.state.as_str(),
+                "reason": s.reason,
+            })
+        })
+        .collect();
+    if snap.stopping {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"ready": false, "stopping": true, "not_ready": not_ready})),
+        )
+            .into_response();
+    }
+    if not_ready.is_empty() {
+        (StatusCode::OK, Json(serde_json::json!({"ready": true}))).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"ready": false, "not_ready": not_ready})),
+        )
+            .into_response()
+    }
+}
+
+/// Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let snap = state.status.borrow().clone();
+    let body = state.metrics.render(&snap);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The supervisor's snapshot as JSON.
+async fn services(State(state): State<AppState>) -> Json<Snapshot> {
+    Json(state.status.borrow().clone())
 }
