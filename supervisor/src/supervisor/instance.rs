@@ -1,0 +1,111 @@
+//! One run of one service: spawn it, log its output, run its readiness probe, stop it on
+//! request, clean up its process group, and report each step to the driver as core
+//! [`Event`]s tagged with the run's generation.
+
+use std::sync::Arc;
+
+use nix::unistd::Pid;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::core::Event;
+use crate::output::{self, LogWatch, Stream};
+use crate::process::{self, SpawnError};
+use crate::readiness;
+use crate::reaper::{ExitStatus, Reaper};
+use crate::service::{Readiness, ServiceSpec};
+
+/// Handle to a running instance, kept by the driver.
+pub struct Instance {
+    pub pid: Pid,
+    stop: CancellationToken,
+}
+
+impl Instance {
+    /// Asks the instance to stop (stop signal, stop timeout, SIGKILL). Idempotent.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+/// Spawns run `gen` of service `svc`. Errors are spawn failures (nothing was started).
+pub fn start(
+    reaper: &Reaper,
+    spec: Arc<ServiceSpec>,
+    svc: usize,
+    gen: u64,
+    events: mpsc::UnboundedSender<Event>,
+) -> Result<Instance, SpawnError> {
+    let spawned = process::spawn(reaper, &spec)?;
+    let pid = spawned.pid;
+    let (watch, log_rx) = match &spec.ready {
+        Readiness::Log { pattern } => {
+            let (w, rx) = LogWatch::new(pattern.clone());
+            (Some(w), Some(rx))
+        }
+        _ => (None, None),
+    };
+    if let Some(out) = spawned.stdout {
+        tokio::spawn(output::pump(
+            spec.name.clone(),
+            Stream::Stdout,
+            out,
+            watch.clone(),
+        ));
+    }
+    if let Some(err) = spawned.stderr {
+        tokio::spawn(output::pump(spec.name.clone(), Stream::Stderr, err, watch));
+    }
+    let stop = CancellationToken::new();
+    tokio::spawn(run(
+        spec,
+        svc,
+        gen,
+        pid,
+        spawned.exit,
+        stop.clone(),
+        log_rx,
+        events,
+    ));
+    Ok(Instance { pid, stop })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    spec: Arc<ServiceSpec>,
+    svc: usize,
+    gen: u64,
+    pid: Pid,
+    mut exit: tokio::sync::oneshot::Receiver<ExitStatus>,
+    stop: CancellationToken,
+    log_rx: Option<tokio::sync::watch::Receiver<bool>>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    // The reaper never drops a registered sender; if it did, deskd is ending anyway.
+    let lost = ExitStatus::Signaled(nix::libc::SIGKILL);
+    let mut status = None;
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        st = &mut exit => status = Some(st.unwrap_or(lost)),
+        ready = readiness::wait_ready(&spec.ready, spec.ready_timeout, log_rx) => {
+            let event = match ready {
+                Ok(()) => Event::Ready { svc, gen },
+                Err(err) => Event::NotReady { svc, gen, error: err.to_string() },
+            };
+            let _ = events.send(event);
+        }
+    }
+    let status = match status {
+        Some(status) => status,
+        None => tokio::select! {
+            _ = stop.cancelled() => {
+                process::stop(pid, &mut exit, spec.stop_signal, spec.stop_timeout)
+                    .await
+                    .unwrap_or(lost)
+            }
+            st = &mut exit => st.unwrap_or(lost),
+        },
+    };
+    process::clean_group(pid, spec.stop_timeout).await;
+    let _ = events.send(Event::Exited { svc, gen, status });
+}
