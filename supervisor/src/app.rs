@@ -1,6 +1,20 @@
 //! `deskd run`: wires config, the supervisor and the HTTP server together.
+//!
+//! Order: load and validate the config (errors: print, exit 2, nothing started), make the
+//! per-start neko token, start the reaper, then on a tokio runtime: signals to the shutdown
+//! token, the HTTP server, and the supervisor until it finishes. SIGTERM, SIGINT and SIGHUP
+//! all mean "stop everything and exit 0" (SIGHUP too: deskd has no config reload, and a hung-up
+//! terminal should end a foreground deskd cleanly rather than kill it).
 
 use std::path::PathBuf;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Settings};
+use crate::reaper::Reaper;
+use crate::signals::SignalEvents;
+use crate::supervisor::{self, Snapshot};
 
 /// Options of `deskd run`.
 #[derive(Debug, Clone)]
@@ -11,7 +25,114 @@ pub struct RunOptions {
     pub main: Vec<String>,
 }
 
+/// Signals that stop deskd.
+const STOP_SIGNALS: [i32; 3] = [nix::libc::SIGTERM, nix::libc::SIGINT, nix::libc::SIGHUP];
+
 /// Runs until stopped; returns deskd's exit code.
-pub fn run(_opts: RunOptions) -> u8 {
-    unimplemented!("deskd run")
+pub fn run(opts: RunOptions) -> u8 {
+    let mut settings = match config::load(&opts.configs, &opts.conf_d, &opts.main) {
+        Ok(settings) => settings,
+        Err(errors) => {
+            eprintln!("deskd: invalid configuration:\n{errors}");
+            return 2;
+        }
+    };
+    if let Some(listen) = &opts.listen {
+        match listen.parse() {
+            Ok(addr) => settings.http.listen = addr,
+            Err(err) => {
+                eprintln!("deskd: --listen {listen:?}: {err}");
+                return 2;
+            }
+        }
+    }
+    let neko_api_token = match random_token() {
+        Ok(token) => token,
+        Err(err) => {
+            eprintln!("deskd: cannot generate the neko API token: {err}");
+            return 1;
+        }
+    };
+    let reaper = match Reaper::start() {
+        Ok(reaper) => reaper,
+        Err(err) => {
+            eprintln!("deskd: {err}");
+            return 1;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("deskd: cannot start the async runtime: {err}");
+            return 1;
+        }
+    };
+    runtime.block_on(run_async(settings, neko_api_token, reaper))
+}
+
+async fn run_async(settings: Settings, neko_api_token: String, reaper: Reaper) -> u8 {
+    let shutdown = CancellationToken::new();
+    let (status_tx, status_rx) = watch::channel(Snapshot::default());
+
+    let mut signals = match SignalEvents::listen(&STOP_SIGNALS) {
+        Ok(signals) => signals,
+        Err(err) => {
+            eprintln!("deskd: cannot listen for signals: {err}");
+            return 1;
+        }
+    };
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        while let Some(sig) = signals.recv().await {
+            let name = nix::sys::signal::Signal::try_from(sig)
+                .map(|s| s.as_str())
+                .unwrap_or("signal");
+            if on_signal.is_cancelled() {
+                tracing::info!("received {name}; already stopping");
+            } else {
+                tracing::info!("received {name}; stopping");
+                on_signal.cancel();
+            }
+        }
+    });
+
+    if let Err(err) = start_http(&settings, status_rx, &neko_api_token, shutdown.clone()).await {
+        eprintln!("deskd: {err}");
+        return 1;
+    }
+
+    let specs = settings.all_services(&neko_api_token);
+    let outcome = supervisor::supervise(specs, reaper, status_tx, shutdown.clone()).await;
+    match &outcome {
+        supervisor::Outcome::CriticalFailed { service, reason } => {
+            tracing::error!(service = %service, "critical service failed: {reason}")
+        }
+        supervisor::Outcome::Invalid { message } => eprintln!("deskd: {message}"),
+        _ => {}
+    }
+    // Stops the HTTP server too, if the supervisor ended on its own.
+    shutdown.cancel();
+    outcome.exit_code()
+}
+
+/// HTTP SERVER HOOK: start serving `settings.http` here (spawned, so this returns at once),
+/// reading service state from `status` and stopping when `shutdown` is cancelled. An error
+/// (e.g. the port is taken) ends deskd with exit 1 before any service starts.
+async fn start_http(
+    _settings: &Settings,
+    _status: watch::Receiver<Snapshot>,
+    _neko_api_token: &str,
+    _shutdown: CancellationToken,
+) -> Result<(), String> {
+    Ok(())
+}
+
+/// 32 random bytes, hex-encoded.
+fn random_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
