@@ -4,9 +4,9 @@ Opens the page with a token, waits until it reports live video with decoded fram
 optionally clicks the middle of the video and types text followed by Enter. Prints one JSON
 line with what it saw; exits non-zero with the last state when the page never gets there.
 
-The page's state comes from `window.__deskdViewer` (`status`, `framesDecoded`), with the
-video element's own decoded-frame count as a fallback, so a renamed counter in the viewer
-does not hide frames that really arrived.
+The page's state comes from `window.__deskdViewer`: `status` and `framesDecoded()` (the
+RTCPeerConnection's inbound video stats), with the video element's own decoded-frame count
+as a fallback.
 """
 
 import argparse
@@ -21,19 +21,34 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 STATE_JS = """
-const v = window.__deskdViewer || {};
-const video = document.querySelector('video');
-let videoFrames = 0;
-if (video && video.getVideoPlaybackQuality) {
-  videoFrames = video.getVideoPlaybackQuality().totalVideoFrames || 0;
-}
-return {
-  status: typeof v.status === 'string' ? v.status : null,
-  framesDecoded: Number(v.framesDecoded || 0),
-  videoFrames: videoFrames,
-  videoSize: video ? [video.videoWidth, video.videoHeight] : null,
-};
+const done = arguments[arguments.length - 1];
+(async () => {
+  const v = window.__deskdViewer || {};
+  let decoded = 0;
+  try {
+    decoded = typeof v.framesDecoded === 'function'
+      ? await v.framesDecoded()
+      : Number(v.framesDecoded || 0);
+  } catch (e) {
+    decoded = 0;
+  }
+  const video = document.querySelector('video');
+  let videoFrames = 0;
+  if (video && video.getVideoPlaybackQuality) {
+    videoFrames = video.getVideoPlaybackQuality().totalVideoFrames || 0;
+  }
+  done({
+    status: typeof v.status === 'string' ? v.status : null,
+    framesDecoded: decoded || 0,
+    videoFrames: videoFrames,
+    videoSize: video ? [video.videoWidth, video.videoHeight] : null,
+  });
+})();
 """
+
+
+def state_of(driver: webdriver.Chrome) -> dict:
+    return driver.execute_async_script(STATE_JS) or {}
 
 
 def parse_args() -> argparse.Namespace:
@@ -55,7 +70,7 @@ def wait_live(driver: webdriver.Chrome, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     state: dict = {}
     while time.monotonic() < deadline:
-        state = driver.execute_script(STATE_JS) or {}
+        state = state_of(driver)
         if state.get("status") == "live" and frames(state) > 0:
             return state
         time.sleep(0.5)
@@ -76,6 +91,7 @@ def main() -> int:
     ):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(args.chromedriver), options=opts)
+    driver.set_script_timeout(30)
     try:
         driver.get(args.url)
         try:
@@ -88,7 +104,7 @@ def main() -> int:
             ActionChains(driver).move_to_element(video).click().perform()
         if args.type:
             ActionChains(driver).send_keys(args.type).send_keys(Keys.ENTER).perform()
-        state = driver.execute_script(STATE_JS) or state
+        state = state_of(driver) or state
         print(json.dumps(state))
         return 0
     finally:
