@@ -1,0 +1,186 @@
+//! Access control and the health surfaces on a real socket: tokens (none, wrong, view on
+//! control routes), the browser cookie flow, the Origin allow-list on WebSocket upgrades,
+//! `/healthz`, `/readyz`, `/metrics`, `/api/services`.
+
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/neko_standin.rs"]
+mod neko_standin;
+
+use deskd::metrics::Refusal;
+use deskd::supervisor::{ServiceState, Snapshot};
+use harness::*;
+use hyper::http::{header, Method, StatusCode};
+
+#[tokio::test]
+async fn healthz_and_readyz_need_no_token() {
+    let h = Harness::start(Setup {
+        neko_state: ServiceState::Starting,
+        ..Setup::default()
+    })
+    .await;
+    let (s, _, body) = h.http(Method::GET, "/healthz", &[]).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, _, body) = h.http(Method::GET, "/readyz", &[]).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ready"], false);
+    assert_eq!(v["not_ready"][0]["service"], "neko");
+    assert_eq!(v["not_ready"][0]["state"], "starting");
+    assert_eq!(v["not_ready"][0]["reason"], "readiness probe running");
+
+    h.status.send_replace(snapshot(ServiceState::Ready, 1));
+    let (s, _, body) = h.http(Method::GET, "/readyz", &[]).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
+    h.status.send_replace(Snapshot {
+        stopping: true,
+        ..snapshot(ServiceState::Ready, 1)
+    });
+    let (s, _, _) = h.http(Method::GET, "/readyz", &[]).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn api_routes_need_a_token() {
+    let h = Harness::start(Setup::default()).await;
+    for path in ["/api/services", "/metrics"] {
+        let (s, hdrs, body) = h.http(Method::GET, path, &[]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v["error"].as_str().unwrap().contains("no access token"), "{body}");
+        assert_eq!(hdrs.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+
+        let (s, _, body) = h.http(Method::GET, path, &[bearer("wrong")]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(body.contains("wrong access token"), "{body}");
+
+        let (s, _, _) = h.http(Method::GET, path, &[bearer(CONTROL)]).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        let (s, _, _) = h.http(Method::GET, path, &[bearer(VIEW)]).await;
+        assert_eq!(s, StatusCode::OK, "view tokens may read {path}");
+        let (s, _, _) = h.http(Method::GET, path, &[cookie(CONTROL)]).await;
+        assert_eq!(s, StatusCode::OK, "{path} with the cookie");
+    }
+    // Tokens in API URLs are refused (they end up in logs and histories).
+    let (s, _, _) = h.http(Method::GET, &format!("/api/services?token={CONTROL}"), &[]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(h.metrics.refusals(Refusal::Unauthorized) >= 5);
+}
+
+#[tokio::test]
+async fn view_token_cannot_mutate() {
+    let h = Harness::start(Setup::default()).await;
+    let (s, _, body) = h.http(Method::POST, "/api/services", &[bearer(VIEW)]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("view token"), "{body}");
+    // The control token passes the gate (and then meets the route's own method check).
+    let (s, _, _) = h.http(Method::POST, "/api/services", &[bearer(CONTROL)]).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(h.metrics.refusals(Refusal::Forbidden), 1);
+}
+
+#[tokio::test]
+async fn page_without_token_is_a_401_page_and_query_token_sets_cookie() {
+    let h = Harness::start(Setup::default()).await;
+    let (s, hdrs, body) = h.http(Method::GET, "/", &[]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(hdrs.get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/html"));
+    assert!(body.contains("?token="), "{body}");
+
+    let (s, _, _) = h.http(Method::GET, "/?token=nope", &[]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    let (s, hdrs, _) = h.http(Method::GET, &format!("/?token={CONTROL}&x=1"), &[]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(hdrs.get(header::LOCATION).unwrap(), "/?x=1");
+    let set_cookie = hdrs.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    assert!(set_cookie.starts_with(&format!("deskd_token={CONTROL};")), "{set_cookie}");
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    assert!(set_cookie.contains("Path=/"), "{set_cookie}");
+
+    // The cookie opens the API (and the page, which the viewer serves).
+    let cookie_value = set_cookie.split(';').next().unwrap().to_string();
+    let (s, _, _) = h.http(Method::GET, "/api/services", &[("cookie", cookie_value)]).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn websocket_origin_allow_list() {
+    let h = Harness::start(Setup {
+        allowed_origins: vec!["https://viewer.example".to_string()],
+        ..Setup::default()
+    })
+    .await;
+    let same = format!("http://{}", h.addr);
+    // Cookie + same origin: allowed.
+    let mut c = h.ws(&[cookie(CONTROL), ("origin", same.clone())]).await.expect("same origin");
+    assert!(next_text(&mut c).await.contains("system/init"));
+    // Cookie + listed origin: allowed.
+    let mut c = h
+        .ws(&[cookie(CONTROL), ("origin", "https://viewer.example".into())])
+        .await
+        .expect("listed origin");
+    assert!(next_text(&mut c).await.contains("system/init"));
+    // Cookie + foreign origin: 403.
+    let (s, body) = refused(
+        h.ws(&[cookie(CONTROL), ("origin", "http://evil.example".into())])
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(body.contains("evil.example"), "{body}");
+    // Cookie without Origin: 403 (a browser always sends one; only programs omit it).
+    let (s, _) = refused(h.ws(&[cookie(CONTROL)]).await.unwrap_err());
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Bearer without Origin: allowed (programs).
+    let mut c = h.ws(&[bearer(CONTROL)]).await.expect("bearer without origin");
+    assert!(next_text(&mut c).await.contains("system/init"));
+    // Bearer with a foreign Origin is still refused.
+    let (s, _) = refused(
+        h.ws(&[bearer(CONTROL), ("origin", "http://evil.example".into())])
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // No token at all: 401 before any Origin question.
+    let (s, _) = refused(h.ws(&[("origin", same)]).await.unwrap_err());
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.metrics.refusals(Refusal::Origin), 3);
+    assert_eq!(h.standin.inner.logins.load(std::sync::atomic::Ordering::Relaxed), 3);
+}
+
+#[tokio::test]
+async fn metrics_and_services_render_the_snapshot() {
+    let h = Harness::start(Setup::default()).await;
+    let _c = h.control_client().await;
+    let (s, hdrs, text) = h.http(Method::GET, "/metrics", &[bearer(CONTROL)]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(hdrs.get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/plain"));
+    for needle in [
+        "deskd_service_state{service=\"neko\",state=\"ready\"} 1",
+        "deskd_service_up{service=\"neko\"} 1",
+        "deskd_service_restarts_total{service=\"neko\"} 0",
+        "deskd_relay_connections 1",
+        "deskd_relay_connections_total 1",
+        "deskd_relay_frames_total{direction=\"to_browser\"} 1",
+        "deskd_refusals_total{reason=\"too_many_clients\"} 0",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    let (s, _, body) = h.http(Method::GET, "/api/services", &[bearer(VIEW)]).await;
+    assert_eq!(s, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["services"][0]["name"], "neko");
+    assert_eq!(v["services"][0]["state"], "ready");
+    assert_eq!(v["services"][0]["generation"], 1);
+}
+
+#[tokio::test]
+async fn signaling_without_upgrade_is_400_json() {
+    let h = Harness::start(Setup::default()).await;
+    let (s, _, body) = h.http(Method::GET, "/stream/signaling", &[bearer(CONTROL)]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body.contains("WebSocket"), "{body}");
+}
