@@ -184,7 +184,7 @@ fn readiness(t: &mut Table<'_>, errs: &mut Errors) -> Option<Readiness> {
         found.push(Readiness::Http { url: u.v });
     }
     if let Some(p) = t.parse("log", errs, |p: String| {
-        regex::Regex::new(&p).map_err(|e| format!("invalid regex: {e}"))
+        regex::Regex::new(&p).map_err(|e| format!("invalid regex {p:?}: {}", regex_error(&e)))
     }) {
         found.push(Readiness::Log { pattern: p.v });
     }
@@ -258,4 +258,15 @@ fn env_table(env: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, 
         }
     }
     Ok(env)
+}
+
+/// The regex crate's error on one line: its last line says what is wrong.
+fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(&text);
+    last.trim().trim_start_matches("error: ").to_string()
 }

@@ -87,13 +87,27 @@ pub(crate) struct Errors {
 }
 
 impl Errors {
+    /// Messages are one line each (`deskd check` prints one problem per line).
+    fn one_line(message: String) -> String {
+        if message.contains('\n') {
+            message
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            message
+        }
+    }
+
     /// A problem with `key` (a dotted path such as `neko.fps` or `service[web].after`).
     pub fn key(&mut self, loc: &Loc, key: &str, message: impl Into<String>) {
         self.list.push((
             loc.clone(),
             ConfigError {
                 location: format!("{loc}: {key}"),
-                message: message.into(),
+                message: Self::one_line(message.into()),
             },
         ));
     }
@@ -104,7 +118,7 @@ impl Errors {
             loc.clone(),
             ConfigError {
                 location: loc.to_string(),
-                message: message.into(),
+                message: Self::one_line(message.into()),
             },
         ));
     }
