@@ -83,7 +83,7 @@
               "deskd"
             ];
             nativeCheckInputs = (old.nativeCheckInputs or [ ]) ++ [
-              pkgs.xorg.xorgserver
+              (pkgs.xorg-server or pkgs.xorg.xorgserver)
               pkgs.xdotool
               pkgs.xclip
               pkgs.util-linux
@@ -113,9 +113,9 @@
             rustfmt
             rust-analyzer
             # What the tests and benchmarks run.
-            xorg.xorgserver
-            xorg.xdpyinfo
-            xorg.xwininfo
+            (pkgs.xorg-server or xorg.xorgserver)
+            (pkgs.xdpyinfo or xorg.xdpyinfo)
+            (pkgs.xwininfo or xorg.xwininfo)
             xdotool
             xclip
             chromium

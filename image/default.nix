@@ -90,7 +90,7 @@ let
     paths = [
       deskd
       nekoPkg
-      pkgs.xorg.xorgserver # Xvfb
+      (pkgs.xorg-server or pkgs.xorg.xorgserver) # Xvfb
       pkgs.pulseaudio
       pkgs.openbox
       pkgs.xterm

@@ -18,11 +18,21 @@
   zstd,
   glib,
   gtk3,
+  cairo,
+  pango,
+  gdk-pixbuf,
   libxcvt,
   gst_all_1,
-  xorg,
   xclip,
   xdotool,
+  # nixpkgs moved the X libraries out of `xorg` (25.11); fall back for older sets.
+  xorg ? { },
+  libx11 ? xorg.libX11,
+  libxrandr ? xorg.libXrandr,
+  libxtst ? xorg.libXtst,
+  libxfixes ? xorg.libXfixes,
+  libxi ? xorg.libXi,
+  setxkbmap ? xorg.setxkbmap,
   pin ? lib.importJSON ./neko-base.json,
 }:
 
@@ -77,13 +87,16 @@ stdenv.mkDerivation {
 
   buildInputs = [
     glib
-    gtk3
+    gtk3 # neko's drag-and-drop upload window
+    cairo
+    pango
+    gdk-pixbuf
     libxcvt
-    xorg.libX11
-    xorg.libXrandr
-    xorg.libXtst
-    xorg.libXfixes
-    xorg.libXi
+    libx11
+    libxrandr
+    libxtst
+    libxfixes
+    libxi
   ]
   ++ gstPlugins;
 
@@ -115,7 +128,7 @@ stdenv.mkDerivation {
         lib.makeBinPath [
           xclip
           xdotool
-          xorg.setxkbmap
+          setxkbmap
         ]
       }"
     runHook postInstall

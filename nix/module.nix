@@ -53,7 +53,7 @@ let
       {
         nativeBuildInputs = [
           cfg.package
-          pkgs.xorg.xorgserver
+          (pkgs.xorg-server or pkgs.xorg.xorgserver)
         ]
         ++ cfg.path;
       }
@@ -198,7 +198,7 @@ in
       wantedBy = [ "multi-user.target" ];
       after = [ "network-online.target" ];
       wants = [ "network-online.target" ];
-      path = [ pkgs.xorg.xorgserver ] ++ cfg.path;
+      path = [ (pkgs.xorg-server or pkgs.xorg.xorgserver) ] ++ cfg.path;
 
       environment = {
         HOME = "/var/lib/deskd";
