@@ -260,6 +260,14 @@ fn read_file(path: &Path, errs: &mut Errors) -> Option<Source> {
     }
 }
 
+/// Pairs of keys that are alternatives to each other: setting one in a later file drops the
+/// other from earlier files (e.g. a drop-in choosing `epr` over the image's `udp_port`).
+const EXCLUSIVE_KEYS: [(&str, &str); 3] = [
+    ("udp_port", "epr"),
+    ("token", "token_file"),
+    ("view_token", "view_token_file"),
+];
+
 /// The singleton sections, merged key by key across files (later files win).
 #[derive(Default)]
 struct MergedSection<'a> {
@@ -275,7 +283,17 @@ impl<'a> MergedSection<'a> {
         }
         for (k, v) in table.iter() {
             let key: &str = k.get_ref().as_ref();
-            self.entries.retain(|e| e.key != key);
+            // A later file's key replaces the earlier value, and also the earlier value of
+            // a key that is its alternative (the same file setting both is an error later).
+            let rival = EXCLUSIVE_KEYS.iter().find_map(|&(a, b)| match key {
+                _ if key == a => Some(b),
+                _ if key == b => Some(a),
+                _ => None,
+            });
+            self.entries.retain(|e| {
+                let earlier_rival = Some(e.key) == rival && !std::ptr::eq(e.src, src);
+                e.key != key && !earlier_rival
+            });
             self.entries.push(Entry {
                 key,
                 key_span: k.span(),

@@ -142,7 +142,8 @@ pub(crate) fn neko(t: &mut Table<'_>, errs: &mut Errors) -> ParsedNeko {
             ))
         }
     });
-    let udp_port = t.parse("udp_port", errs, values::port);
+    // 0 switches the UDP mux off (TCP media only, through tcpmux).
+    let udp_port = t.get::<u16>("udp_port", errs);
     let epr = t.parse("epr", errs, values::port_range);
     if let (Some(u), Some(_)) = (&udp_port, &epr) {
         errs.key(
@@ -210,8 +211,17 @@ pub(crate) fn neko(t: &mut Table<'_>, errs: &mut Errors) -> ParsedNeko {
         }
     }
 
+    if let (Some(u), None) = (&udp_port, &tcpmux) {
+        if u.v == 0 {
+            errs.key(
+                &u.loc,
+                &t.key_path("udp_port"),
+                "0 turns UDP off, which leaves no media transport unless tcpmux is set",
+            );
+        }
+    }
     let udp_port = match (udp_port, &epr) {
-        (Some(u), _) => Some(u.v),
+        (Some(u), _) => (u.v != 0).then_some(u.v),
         (None, Some(_)) => None,
         (None, None) => Some(DEFAULT_UDP_PORT),
     };

@@ -474,3 +474,48 @@ fn truncated_and_garbled_input_never_panics() {
         }
     }
 }
+
+#[test]
+fn a_later_file_can_switch_between_alternative_keys() {
+    let image =
+        format!("{DISPLAY}[neko]\nbinary = \"true\"\nudp_port = 59000\n[http]\ntoken = \"t\"\n");
+    let s = ok(&[
+        ("image.toml", &image),
+        (
+            "drop-in.toml",
+            "[neko]\nepr = \"50000-50100\"\n[http]\ntoken_file = \"/run/secrets/t\"\n",
+        ),
+    ]);
+    let n = s.neko.as_ref().map(|n| (n.udp_port, n.epr));
+    assert_eq!(n, Some((None, Some((50000, 50100)))));
+    assert_eq!(s.http.token, None);
+    assert_eq!(s.http.token_file, Some(PathBuf::from("/run/secrets/t")));
+
+    // Both in one file is still an error.
+    let errs = errors(&[(
+        "a.toml",
+        &format!("{DISPLAY}[neko]\nbinary = \"true\"\nudp_port = 1\nepr = \"2-3\"\n"),
+    )]);
+    assert!(
+        has(&errs, "a.toml:5: neko.udp_port: ", "not both"),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn udp_port_zero_means_tcp_only() {
+    let s = ok(&[(
+        "a.toml",
+        &format!("{DISPLAY}[neko]\nbinary = \"true\"\nudp_port = 0\ntcpmux = 59000\n"),
+    )]);
+    let n = s.neko.as_ref().map(|n| (n.udp_port, n.epr, n.tcpmux));
+    assert_eq!(n, Some((None, None, Some(59000))));
+    let errs = errors(&[(
+        "a.toml",
+        &format!("{DISPLAY}[neko]\nbinary = \"true\"\nudp_port = 0\n"),
+    )]);
+    assert!(
+        has(&errs, "a.toml:5: neko.udp_port: ", "tcpmux"),
+        "{errs:#?}"
+    );
+}
