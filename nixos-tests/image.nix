@@ -39,6 +39,7 @@ pkgs.testers.runNixOSTest {
   testScript =
     { nodes, ... }:
     ''
+      import json
       import time
 
       name = "deskd"
@@ -78,6 +79,14 @@ pkgs.testers.runNixOSTest {
           desktop.succeed(f"test \"$(docker exec {name} stat -c %a /tmp)\" = 1777")
           desktop.succeed(f"test \"$(docker exec {name} cat /proc/1/comm)\" = deskd")
           desktop.succeed(f"docker exec {name} deskd check -c /etc/deskd/deskd.toml")
+          status = json.loads(
+              desktop.succeed(
+                  "curl --fail -s -H 'Authorization: Bearer ${controlToken}' http://127.0.0.1:8080/api/services"
+              )
+          )
+          states = {s["name"]: (s["state"], s["restarts"]) for s in status["services"]}
+          for service in ("display", "neko", "pulseaudio", "window-manager", "terminal"):
+              assert states.get(service) == ("ready", 0), f"{service}: {states.get(service)} in {states}"
 
       with subtest("Chromium on another machine sees live video and drives the desktop"):
           client.wait_for_unit("multi-user.target")

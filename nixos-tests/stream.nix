@@ -81,6 +81,11 @@ pkgs.testers.runNixOSTest {
         server.succeed("curl --fail -s http://127.0.0.1:8080/healthz")
         server.wait_until_succeeds("curl --fail -s http://127.0.0.1:8080/readyz", timeout=120)
         server.fail("journalctl -u deskd.service | grep -F '${controlToken}'")
+        # Every service came up in order on its first start: none was restarted.
+        status = json.loads(server.succeed(f"curl --fail -s {auth} http://127.0.0.1:8080/api/services"))
+        states = {s["name"]: (s["state"], s["restarts"]) for s in status["services"]}
+        for name in ("display", "neko", "window-manager", "terminal"):
+            assert states.get(name) == ("ready", 0), f"{name}: {states.get(name)} in {states}"
 
     with subtest("a wrong token is refused, the right one accepted"):
         client.wait_for_unit("multi-user.target")
