@@ -128,6 +128,7 @@ pkgs.testers.runNixOSTest {
     with subtest("a clean stop"):
         server.succeed("systemctl stop deskd.service")
         server.succeed("test \"$(systemctl show -p ExecMainStatus --value deskd.service)\" = 0")
+        server.succeed("test \"$(systemctl show -p Result --value deskd.service)\" = success")
         server.fail("pgrep -u deskd")
   '';
 }
