@@ -608,3 +608,93 @@ fn malformed_input_never_panics() {
         }
     }
 }
+
+/// A display number whose socket and lock file are free, distinct per test process.
+fn free_display() -> Option<u32> {
+    let start = 300 + std::process::id() % 400;
+    (start..start + 200).find(|n| {
+        !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+    })
+}
+
+/// Kills and reaps the Xvfb started by a test, whatever happens.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn display_service_command_runs_an_xvfb_reachable_only_through_its_file_socket() {
+    if deskd::config::find_program("Xvfb", std::env::var_os("PATH").as_deref(), None).is_err() {
+        println!("skipped: Xvfb is not installed (apt install xvfb)");
+        return;
+    }
+    let Some(number) = free_display() else {
+        println!("skipped: no free X display number");
+        return;
+    };
+    let settings = deskd::config::DisplaySettings {
+        number,
+        width: 320,
+        height: 200,
+        depth: 24,
+        extra_args: Vec::new(),
+        binary: "Xvfb".to_string(),
+    };
+    let spec = deskd::display::service(&settings);
+    let child = Command::new(&spec.command[0])
+        .args(&spec.command[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn Xvfb");
+    let _child = Child(child);
+
+    // Poll (generously: a loaded machine) until a client completes the X11 handshake.
+    let name = settings.display_name();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (conn, screen) = loop {
+        match x11rb::connect(Some(&name)) {
+            Ok(c) => break c,
+            Err(e) if std::time::Instant::now() > deadline => {
+                panic!("Xvfb on {name} did not accept a connection in 30s: {e}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    };
+    use x11rb::connection::Connection as _;
+    let root = &conn.setup().roots[screen];
+    assert_eq!(
+        (root.width_in_pixels, root.height_in_pixels, root.root_depth),
+        (320, 200, 24)
+    );
+
+    // Only the file socket: no abstract one (visible across a shared network namespace)...
+    let unix = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    let file_socket = format!("/tmp/.X11-unix/X{number}");
+    if !unix.is_empty() {
+        assert!(
+            unix.lines()
+                .any(|l| l.ends_with(&format!(" {file_socket}"))),
+            "file socket {file_socket} not listed in /proc/net/unix"
+        );
+        assert!(
+            !unix
+                .lines()
+                .any(|l| l.ends_with(&format!(" @{file_socket}"))),
+            "abstract socket @{file_socket} exists"
+        );
+    }
+    // ...and no TCP listener.
+    let port = 6000 + number;
+    let tcp = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], u16::try_from(port).unwrap_or(u16::MAX))),
+        std::time::Duration::from_secs(2),
+    );
+    assert!(tcp.is_err(), "Xvfb listens on TCP port {port}");
+}
