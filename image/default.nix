@@ -76,6 +76,18 @@ let
 
   configFile = (pkgs.formats.toml { }).generate "deskd.toml" finalSettings;
 
+  # The ports to expose, from the settings (deskd's defaults where they are not set).
+  httpPort = lib.toInt (lib.last (lib.splitString ":" (finalSettings.http.listen or "0.0.0.0:8080")));
+  nekoSettings = finalSettings.neko or { };
+  epr =
+    if nekoSettings ? epr then map lib.toInt (lib.splitString "-" nekoSettings.epr) else null;
+  udpPorts =
+    if epr != null then
+      lib.range (lib.head epr) (lib.last epr)
+    else
+      lib.filter (p: p != 0) [ (nekoSettings.udp_port or 59000) ];
+  tcpPorts = [ httpPort ] ++ lib.optional (nekoSettings ? tcpmux) nekoSettings.tcpmux;
+
   etc = pkgs.runCommand "deskd-image-etc" { } ''
     install -Dm644 ${configFile} $out/etc/deskd/deskd.toml
   '';
@@ -152,13 +164,10 @@ pkgs.dockerTools.streamLayeredImage {
       "FONTCONFIG_FILE=${fontsConf}"
       "PULSE_SERVER=unix:/tmp/pulseaudio.socket"
     ];
-    ExposedPorts =
-      {
-        "8080/tcp" = { };
-      }
-      // lib.optionalAttrs (finalSettings.neko.udp_port or null != null) {
-        "${toString finalSettings.neko.udp_port}/udp" = { };
-      };
+    ExposedPorts = lib.listToAttrs (
+      map (p: lib.nameValuePair "${toString p}/tcp" { }) tcpPorts
+      ++ map (p: lib.nameValuePair "${toString p}/udp" { }) udpPorts
+    );
     StopSignal = "SIGTERM";
     # Docker honours this (docker inspect .State.Health); OCI-format podman ignores it.
     Healthcheck = {
@@ -168,7 +177,7 @@ pkgs.dockerTools.streamLayeredImage {
         "-fsS"
         "-o"
         "/dev/null"
-        "http://127.0.0.1:8080/healthz"
+        "http://127.0.0.1:${toString httpPort}/healthz"
       ];
       Interval = seconds 10;
       Timeout = seconds 5;

@@ -16,7 +16,6 @@
   terminalArgs ? [ ],
   display ? 99,
   size ? "1280x720",
-  udpPort ? 59000,
 }:
 {
   display = {
@@ -29,9 +28,10 @@
     listen = "0.0.0.0:8080";
   };
 
+  # Media: deskd's default, one UDP port (udp_port = 59000), is not written here so that
+  # settings choosing `epr` instead do not clash with it in the same file.
   neko = {
     binary = neko;
-    udp_port = udpPort;
     # Right for a browser on the Docker host (`-p 59000:59000/udp`); remote browsers
     # need the host's reachable address here (docs/nix.md, networking).
     nat1to1 = [ "127.0.0.1" ];

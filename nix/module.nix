@@ -32,10 +32,13 @@ let
   # Where systemd puts LoadCredential= files for this unit.
   credentialsDir = "/run/credentials/deskd.service";
 
+  # Ports for openFirewall, with deskd's defaults where the settings leave them out.
   lastPort = addr: lib.toInt (lib.last (lib.splitString ":" addr));
   httpPort = lastPort (cfg.settings.http.listen or "0.0.0.0:8080");
-  udpPort = cfg.settings.neko.udp_port or null;
-  tcpmuxPort = cfg.settings.neko.tcpmux or null;
+  nekoSettings = cfg.settings.neko or { };
+  epr = if nekoSettings ? epr then map lib.toInt (lib.splitString "-" nekoSettings.epr) else null;
+  udpPort = if epr != null then 0 else nekoSettings.udp_port or 59000;
+  tcpmuxPort = nekoSettings.tcpmux or null;
 
   configFile = settingsFormat.generate "deskd.toml" cfg.settings;
 
@@ -103,8 +106,8 @@ in
       '';
       description = ''
         deskd configuration (docs/config.md), rendered to TOML. The module sets
-        `[display]`, `[http] listen`, `[neko] binary`, `udp_port` and `nat1to1` by default;
-        set `neko.nat1to1` to the address browsers reach this machine at.
+        `[display]`, `[http] listen` and `[neko] binary` by default; set `neko.nat1to1` to
+        the address browsers reach this machine at (deskd's default is 127.0.0.1).
         Secrets do not belong here (the file is in the Nix store): use {option}`tokenFile`.
       '';
     };
@@ -166,11 +169,9 @@ in
       // lib.optionalAttrs (cfg.viewTokenFile != null) {
         view_token_file = "${credentialsDir}/view-token";
       };
-      neko = {
-        binary = lib.mkDefault (lib.getExe cfg.nekoPackage);
-        udp_port = lib.mkDefault 59000;
-        nat1to1 = lib.mkDefault [ "127.0.0.1" ];
-      };
+      # Media ports and nat1to1 keep deskd's defaults (udp_port 59000, ["127.0.0.1"]):
+      # setting udp_port here would clash with a user's `epr` in the same file.
+      neko.binary = lib.mkDefault (lib.getExe cfg.nekoPackage);
     };
 
     users.users = lib.mkIf (cfg.user == "deskd") {
@@ -190,7 +191,11 @@ in
 
     networking.firewall = lib.mkIf cfg.openFirewall {
       allowedTCPPorts = [ httpPort ] ++ lib.optional (tcpmuxPort != null) tcpmuxPort;
-      allowedUDPPorts = lib.optional (udpPort != null) udpPort;
+      allowedUDPPorts = lib.optional (udpPort != 0) udpPort;
+      allowedUDPPortRanges = lib.optional (epr != null) {
+        from = lib.head epr;
+        to = lib.last epr;
+      };
     };
 
     systemd.services.deskd = {
