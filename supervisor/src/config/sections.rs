@@ -134,6 +134,7 @@ pub(crate) fn neko(t: &mut Table<'_>, errs: &mut Errors) -> ParsedNeko {
     let binary = t.parse("binary", errs, non_empty_program);
     let bind = t.parse("bind", errs, |a: String| {
         let addr = values::socket_addr(a)?;
+        values::port(addr.port())?;
         if addr.ip().is_loopback() {
             Ok(addr)
         } else {

@@ -361,6 +361,11 @@ ice_servers = [{ urls = ["http://x"] }, { urls = ["stun:x"], bogus = 1 }]
 "#,
     )]);
     assert!(has(&errs, "a.toml:5: neko.bind: ", "loopback"), "{errs:#?}");
+    let port0 = errors(&[(
+        "b.toml",
+        &format!("{DISPLAY}[neko]\nbinary = \"true\"\nbind = \"127.0.0.1:0\"\n"),
+    )]);
+    assert!(has(&port0, "b.toml:5: neko.bind: ", "port 0"), "{port0:#?}");
     assert!(
         has(&errs, "a.toml:6: neko.udp_port: ", "not both"),
         "{errs:#?}"
