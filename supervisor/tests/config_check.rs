@@ -653,12 +653,17 @@ fn display_service_command_runs_an_xvfb_reachable_only_through_its_file_socket()
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn Xvfb");
-    let _child = Child(child);
+    let mut child = Child(child);
 
     // Poll (generously: a loaded machine) until a client completes the X11 handshake.
     let name = settings.display_name();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let (conn, screen) = loop {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            // Another test's server took the number between our look and our start.
+            println!("skipped: Xvfb on {name} exited at start ({status}); display number taken");
+            return;
+        }
         match x11rb::connect(Some(&name)) {
             Ok(c) => break c,
             Err(e) if std::time::Instant::now() > deadline => {
@@ -667,6 +672,10 @@ fn display_service_command_runs_an_xvfb_reachable_only_through_its_file_socket()
             Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
         }
     };
+    assert!(
+        matches!(child.0.try_wait(), Ok(None)),
+        "our Xvfb on {name} exited; the connection went to another server"
+    );
     use x11rb::connection::Connection as _;
     let root = &conn.setup().roots[screen];
     assert_eq!(
