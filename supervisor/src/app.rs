@@ -122,12 +122,14 @@ async fn run_async(settings: Settings, neko_api_token: String, reaper: Reaper) -
 /// reading service state from `status` and stopping when `shutdown` is cancelled. An error
 /// (e.g. the port is taken) ends deskd with exit 1 before any service starts.
 async fn start_http(
-    _settings: &Settings,
-    _status: watch::Receiver<Snapshot>,
-    _neko_api_token: &str,
-    _shutdown: CancellationToken,
+    settings: &Settings,
+    status: watch::Receiver<Snapshot>,
+    neko_api_token: &str,
+    shutdown: CancellationToken,
 ) -> Result<(), String> {
-    Ok(())
+    crate::http::start(settings, status, neko_api_token, shutdown)
+        .await
+        .map(drop)
 }
 
 /// 32 random bytes, hex-encoded.

@@ -48,7 +48,10 @@ async fn api_routes_need_a_token() {
         let (s, hdrs, body) = h.http(Method::GET, path, &[]).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert!(v["error"].as_str().unwrap().contains("no access token"), "{body}");
+        assert!(
+            v["error"].as_str().unwrap().contains("no access token"),
+            "{body}"
+        );
         assert_eq!(hdrs.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
 
         let (s, _, body) = h.http(Method::GET, path, &[bearer("wrong")]).await;
@@ -63,7 +66,9 @@ async fn api_routes_need_a_token() {
         assert_eq!(s, StatusCode::OK, "{path} with the cookie");
     }
     // Tokens in API URLs are refused (they end up in logs and histories).
-    let (s, _, _) = h.http(Method::GET, &format!("/api/services?token={CONTROL}"), &[]).await;
+    let (s, _, _) = h
+        .http(Method::GET, &format!("/api/services?token={CONTROL}"), &[])
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(h.metrics.refusals(Refusal::Unauthorized) >= 5);
 }
@@ -75,7 +80,9 @@ async fn view_token_cannot_mutate() {
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("view token"), "{body}");
     // The control token passes the gate (and then meets the route's own method check).
-    let (s, _, _) = h.http(Method::POST, "/api/services", &[bearer(CONTROL)]).await;
+    let (s, _, _) = h
+        .http(Method::POST, "/api/services", &[bearer(CONTROL)])
+        .await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(h.metrics.refusals(Refusal::Forbidden), 1);
 }
@@ -85,24 +92,36 @@ async fn page_without_token_is_a_401_page_and_query_token_sets_cookie() {
     let h = Harness::start(Setup::default()).await;
     let (s, hdrs, body) = h.http(Method::GET, "/", &[]).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    assert!(hdrs.get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/html"));
+    assert!(hdrs
+        .get(header::CONTENT_TYPE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     assert!(body.contains("?token="), "{body}");
 
     let (s, _, _) = h.http(Method::GET, "/?token=nope", &[]).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
-    let (s, hdrs, _) = h.http(Method::GET, &format!("/?token={CONTROL}&x=1"), &[]).await;
+    let (s, hdrs, _) = h
+        .http(Method::GET, &format!("/?token={CONTROL}&x=1"), &[])
+        .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     assert_eq!(hdrs.get(header::LOCATION).unwrap(), "/?x=1");
     let set_cookie = hdrs.get(header::SET_COOKIE).unwrap().to_str().unwrap();
-    assert!(set_cookie.starts_with(&format!("deskd_token={CONTROL};")), "{set_cookie}");
+    assert!(
+        set_cookie.starts_with(&format!("deskd_token={CONTROL};")),
+        "{set_cookie}"
+    );
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
     assert!(set_cookie.contains("Path=/"), "{set_cookie}");
 
     // The cookie opens the API (and the page, which the viewer serves).
     let cookie_value = set_cookie.split(';').next().unwrap().to_string();
-    let (s, _, _) = h.http(Method::GET, "/api/services", &[("cookie", cookie_value)]).await;
+    let (s, _, _) = h
+        .http(Method::GET, "/api/services", &[("cookie", cookie_value)])
+        .await;
     assert_eq!(s, StatusCode::OK);
 }
 
@@ -115,7 +134,10 @@ async fn websocket_origin_allow_list() {
     .await;
     let same = format!("http://{}", h.addr);
     // Cookie + same origin: allowed.
-    let mut c = h.ws(&[cookie(CONTROL), ("origin", same.clone())]).await.expect("same origin");
+    let mut c = h
+        .ws(&[cookie(CONTROL), ("origin", same.clone())])
+        .await
+        .expect("same origin");
     assert!(next_text(&mut c).await.contains("system/init"));
     // Cookie + listed origin: allowed.
     let mut c = h
@@ -135,7 +157,10 @@ async fn websocket_origin_allow_list() {
     let (s, _) = refused(h.ws(&[cookie(CONTROL)]).await.unwrap_err());
     assert_eq!(s, StatusCode::FORBIDDEN);
     // Bearer without Origin: allowed (programs).
-    let mut c = h.ws(&[bearer(CONTROL)]).await.expect("bearer without origin");
+    let mut c = h
+        .ws(&[bearer(CONTROL)])
+        .await
+        .expect("bearer without origin");
     assert!(next_text(&mut c).await.contains("system/init"));
     // Bearer with a foreign Origin is still refused.
     let (s, _) = refused(
@@ -148,7 +173,13 @@ async fn websocket_origin_allow_list() {
     let (s, _) = refused(h.ws(&[("origin", same)]).await.unwrap_err());
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(h.metrics.refusals(Refusal::Origin), 3);
-    assert_eq!(h.standin.inner.logins.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert_eq!(
+        h.standin
+            .inner
+            .logins
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
 }
 
 #[tokio::test]
@@ -157,7 +188,12 @@ async fn metrics_and_services_render_the_snapshot() {
     let _c = h.control_client().await;
     let (s, hdrs, text) = h.http(Method::GET, "/metrics", &[bearer(CONTROL)]).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(hdrs.get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/plain"));
+    assert!(hdrs
+        .get(header::CONTENT_TYPE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     for needle in [
         "deskd_service_state{service=\"neko\",state=\"ready\"} 1",
         "deskd_service_up{service=\"neko\"} 1",
@@ -180,7 +216,9 @@ async fn metrics_and_services_render_the_snapshot() {
 #[tokio::test]
 async fn signaling_without_upgrade_is_400_json() {
     let h = Harness::start(Setup::default()).await;
-    let (s, _, body) = h.http(Method::GET, "/stream/signaling", &[bearer(CONTROL)]).await;
+    let (s, _, body) = h
+        .http(Method::GET, "/stream/signaling", &[bearer(CONTROL)])
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(body.contains("WebSocket"), "{body}");
 }

@@ -20,7 +20,11 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 fn event(name: &str, payload: serde_json::Value) -> Message {
-    Message::Text(serde_json::json!({"event": name, "payload": payload}).to_string().into())
+    Message::Text(
+        serde_json::json!({"event": name, "payload": payload})
+            .to_string()
+            .into(),
+    )
 }
 
 /// Sessions neko lists, asked through its API with the API token (as the issue requires).
@@ -49,8 +53,12 @@ async fn relays_text_and_binary_in_order_both_ways() {
     let mut c = h.control_client().await;
     const N: usize = 300;
     for i in 0..N {
-        c.send(event("signal/candidate", serde_json::json!({"n": i}))).await.unwrap();
-        c.send(Message::Binary(vec![(i % 251) as u8; 1 + i % 7].into())).await.unwrap();
+        c.send(event("signal/candidate", serde_json::json!({"n": i})))
+            .await
+            .unwrap();
+        c.send(Message::Binary(vec![(i % 251) as u8; 1 + i % 7].into()))
+            .await
+            .unwrap();
     }
     // The stand-in echoes signal/* and binary in the order received; the relay must keep it.
     for i in 0..N {
@@ -64,9 +72,12 @@ async fn relays_text_and_binary_in_order_both_ways() {
         }
     }
     // signal/request gets a provide.
-    c.send(event("signal/request", serde_json::json!({"video": {}, "audio": {"disabled": true}})))
-        .await
-        .unwrap();
+    c.send(event(
+        "signal/request",
+        serde_json::json!({"video": {}, "audio": {"disabled": true}}),
+    ))
+    .await
+    .unwrap();
     assert!(next_text(&mut c).await.contains("signal/provide"));
     assert!(h.metrics.frames(Direction::ToNeko) >= 2 * N as u64);
     assert!(h.metrics.frames(Direction::ToBrowser) >= 2 * N as u64 + 1);
@@ -94,10 +105,16 @@ async fn browser_close_code_reaches_neko_and_session_is_logged_out() {
 async fn neko_close_code_reaches_browser() {
     let h = Harness::start(Setup::default()).await;
     let mut c = h.control_client().await;
-    c.send(event("test/close", serde_json::json!({"code": 4100, "reason": "neko says bye"})))
-        .await
-        .unwrap();
-    assert_eq!(expect_close(&mut c).await, (4100, "neko says bye".to_string()));
+    c.send(event(
+        "test/close",
+        serde_json::json!({"code": 4100, "reason": "neko says bye"}),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        expect_close(&mut c).await,
+        (4100, "neko says bye".to_string())
+    );
     assert_eq!(wait_sessions(&h, 0).await, 0);
 }
 
@@ -105,7 +122,9 @@ async fn neko_close_code_reaches_browser() {
 async fn neko_dropping_tcp_closes_browser_with_retry_code() {
     let h = Harness::start(Setup::default()).await;
     let mut c = h.control_client().await;
-    c.send(event("test/drop", serde_json::json!({}))).await.unwrap();
+    c.send(event("test/drop", serde_json::json!({})))
+        .await
+        .unwrap();
     let (code, reason) = expect_close(&mut c).await;
     assert_eq!(code, 4503);
     assert!(reason.contains("retry"), "{reason}");
@@ -125,7 +144,10 @@ async fn neko_restart_closes_every_relay_with_retry() {
     let mut b = h.control_client().await;
     h.status.send_replace(snapshot(ServiceState::Ready, 2));
     for c in [&mut a, &mut b] {
-        assert_eq!(expect_close(c).await, (4503, "neko restarted, retry".to_string()));
+        assert_eq!(
+            expect_close(c).await,
+            (4503, "neko restarted, retry".to_string())
+        );
     }
     // New connections to the new generation work; then neko going to backoff closes them.
     let mut c = h.control_client().await;
@@ -147,7 +169,13 @@ async fn not_ready_is_503_json_without_hanging() {
     assert_eq!(v["error"], "desktop stream not ready: neko is starting");
     // "Not a hang": far below any client timeout even on a loaded machine.
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(h.standin.inner.logins.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        h.standin
+            .inner
+            .logins
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     assert_eq!(h.metrics.refusals(Refusal::NotReady), 1);
 }
 
@@ -174,7 +202,9 @@ async fn oversized_message_closes_with_1009() {
     setup.http.max_frame_bytes = 64 * 1024;
     let h = Harness::start(setup).await;
     let mut c = h.control_client().await;
-    c.send(Message::Binary(vec![7u8; 200 * 1024].into())).await.unwrap();
+    c.send(Message::Binary(vec![7u8; 200 * 1024].into()))
+        .await
+        .unwrap();
     let (code, reason) = expect_close(&mut c).await;
     assert_eq!(code, 1009);
     assert!(reason.contains("65536"), "{reason}");
@@ -191,9 +221,12 @@ async fn stalled_browser_is_cut_off_and_memory_stays_bounded() {
     let mut c = h.control_client().await;
     let rss_before = rss_kib();
     // neko floods 100k x 16 KiB = 1.6 GB at a browser that never reads.
-    c.send(event("test/flood", serde_json::json!({"count": 100_000, "size": 16 * 1024})))
-        .await
-        .unwrap();
+    c.send(event(
+        "test/flood",
+        serde_json::json!({"count": 100_000, "size": 16 * 1024}),
+    ))
+    .await
+    .unwrap();
     assert!(
         wait_for(60, || h.metrics.refusals(Refusal::SlowClient) == 1).await,
         "the stalled browser was not cut off"
@@ -202,9 +235,15 @@ async fn stalled_browser_is_cut_off_and_memory_stays_bounded() {
     let rss_after = rss_kib();
     println!("flood: {sent} messages accepted by the relay before cut-off; RSS {rss_before} -> {rss_after} KiB");
     // Back-pressure reached neko: it could not push anywhere near the whole flood.
-    assert!(sent < 20_000, "neko pushed {sent} messages: relay buffered without bound");
+    assert!(
+        sent < 20_000,
+        "neko pushed {sent} messages: relay buffered without bound"
+    );
     // Queue 16 x 16 KiB plus socket buffers; allow wide slack for the test process itself.
-    assert!(rss_after < rss_before + 150 * 1024, "RSS grew from {rss_before} to {rss_after} KiB");
+    assert!(
+        rss_after < rss_before + 150 * 1024,
+        "RSS grew from {rss_before} to {rss_after} KiB"
+    );
     assert!(wait_for(30, || h.metrics.relay_current() == 0).await);
     assert_eq!(wait_sessions(&h, 0).await, 0);
 }
@@ -231,27 +270,43 @@ async fn view_only_clients_cannot_control() {
         ("control/move", serde_json::json!({"x": 1, "y": 2})),
         ("control/keypress", serde_json::json!({"keysym": 65})),
         ("clipboard/set", serde_json::json!({"text": "pwned"})),
-        ("screen/set", serde_json::json!({"width": 800, "height": 600, "rate": 30})),
+        (
+            "screen/set",
+            serde_json::json!({"width": 800, "height": 600, "rate": 30}),
+        ),
         ("keyboard/map", serde_json::json!({"layout": "de"})),
     ] {
         c.send(event(name, payload)).await.unwrap();
     }
-    c.send(Message::Binary(vec![1, 0, 4, 0, 1, 0, 2].into())).await.unwrap();
-    c.send(Message::Text(r#"{"event":"control\/move","payload":{"x":1,"y":1}}"#.into()))
+    c.send(Message::Binary(vec![1, 0, 4, 0, 1, 0, 2].into()))
         .await
         .unwrap();
-    c.send(event("signal/request", serde_json::json!({"video": {}}))).await.unwrap();
+    c.send(Message::Text(
+        r#"{"event":"control\/move","payload":{"x":1,"y":1}}"#.into(),
+    ))
+    .await
+    .unwrap();
+    c.send(event("signal/request", serde_json::json!({"video": {}})))
+        .await
+        .unwrap();
     assert!(next_text(&mut c).await.contains("signal/provide"));
     let events: Vec<String> = h.standin.events().into_iter().map(|(_, e)| e).collect();
     assert_eq!(events, vec!["signal/request".to_string()]);
 
     // The same messages from a control client all arrive.
     let mut ctl = h.control_client().await;
-    ctl.send(event("control/request", serde_json::json!({}))).await.unwrap();
-    ctl.send(event("signal/request", serde_json::json!({}))).await.unwrap();
+    ctl.send(event("control/request", serde_json::json!({})))
+        .await
+        .unwrap();
+    ctl.send(event("signal/request", serde_json::json!({})))
+        .await
+        .unwrap();
     assert!(next_text(&mut ctl).await.contains("signal/provide"));
     let events: Vec<String> = h.standin.events().into_iter().map(|(_, e)| e).collect();
-    assert!(events.contains(&"control/request".to_string()), "{events:?}");
+    assert!(
+        events.contains(&"control/request".to_string()),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]
@@ -267,7 +322,10 @@ async fn heartbeats_relayed_and_pings_answered() {
     let mut c = h.control_client().await;
     assert_eq!(next_text(&mut c).await, r#"{"event":"system/heartbeat"}"#);
     assert_eq!(next_text(&mut c).await, r#"{"event":"system/heartbeat"}"#);
-    assert!(wait_for(20, || h.standin.pongs() >= 1).await, "neko's pings were not answered");
+    assert!(
+        wait_for(20, || h.standin.pongs() >= 1).await,
+        "neko's pings were not answered"
+    );
     // The browser's ping is answered by deskd.
     c.send(Message::Ping(b"p1".to_vec().into())).await.unwrap();
     loop {
@@ -330,12 +388,15 @@ async fn session_list_returns_to_start_after_churn() {
         tasks.push(tokio::spawn(async move {
             let mut done = 0;
             for i in (worker..TOTAL).step_by(PARALLEL) {
-                let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                    format!("ws://{addr}/stream/signaling"),
-                )
-                .unwrap();
-                req.headers_mut()
-                    .insert("authorization", format!("Bearer {CONTROL}").parse().unwrap());
+                let mut req =
+                    tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                        format!("ws://{addr}/stream/signaling"),
+                    )
+                    .unwrap();
+                req.headers_mut().insert(
+                    "authorization",
+                    format!("Bearer {CONTROL}").parse().unwrap(),
+                );
                 let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
                 let (mut c, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
                 let first = c.next().await;
@@ -361,7 +422,11 @@ async fn session_list_returns_to_start_after_churn() {
         total += t.await.unwrap();
     }
     assert_eq!(total, TOTAL);
-    assert_eq!(wait_sessions(&h, start).await, start, "neko sessions leaked");
+    assert_eq!(
+        wait_sessions(&h, start).await,
+        start,
+        "neko sessions leaked"
+    );
     assert!(wait_for(30, || h.metrics.relay_current() == 0).await);
     assert_eq!(h.metrics.relay_total(), TOTAL as u64);
 }
@@ -371,5 +436,8 @@ async fn shutdown_closes_relays_with_1001() {
     let h = Harness::start(Setup::default()).await;
     let mut c = h.control_client().await;
     h.shutdown();
-    assert_eq!(expect_close(&mut c).await, (1001, "deskd is shutting down".to_string()));
+    assert_eq!(
+        expect_close(&mut c).await,
+        (1001, "deskd is shutting down".to_string())
+    );
 }

@@ -77,6 +77,52 @@ pub async fn serve(
         .await
 }
 
+/// Binds `settings.http.listen`, builds the state (tokens, relay settings from `[neko]` and
+/// the per-start API token, the desktop for the agent API), prints the login URL when the
+/// token was generated, and spawns [`serve`]. Errors name what failed (e.g. the address).
+pub async fn start(
+    settings: &crate::config::Settings,
+    status: watch::Receiver<Snapshot>,
+    neko_api_token: &str,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let auth =
+        auth::Auth::from_settings(&settings.http).map_err(|e| format!("access token: {e}"))?;
+    let listen = settings.http.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen} ([http] listen or --listen): {e}"))?;
+    let local = listener.local_addr().unwrap_or(listen);
+    let relay = settings.neko.as_ref().map(|n| {
+        Arc::new(relay::RelaySettings::new(
+            n.bind,
+            neko_api_token,
+            &settings.http,
+        ))
+    });
+    let desktop = match (&settings.display, settings.api.enabled) {
+        (Some(d), true) => Some(Arc::new(crate::desktop::Desktop::new(
+            &d.display_name(),
+            &settings.api,
+        ))),
+        _ => None,
+    };
+    let state = AppState {
+        auth: Arc::new(auth),
+        status,
+        metrics: Arc::new(Metrics::new()),
+        relay,
+        desktop,
+    };
+    state.auth.announce(local);
+    tracing::info!(listen = %local, "HTTP server listening");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = serve(listener, state, shutdown).await {
+            tracing::error!(listen = %local, error = %e, "HTTP server failed");
+        }
+    }))
+}
+
 /// `200` while deskd runs.
 async fn healthz() -> &'static str {
     "ok\n"

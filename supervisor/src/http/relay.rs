@@ -57,7 +57,7 @@ use tokio_tungstenite::tungstenite;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{json_error, Access};
-use super::neko_api::{NekoApi, Session};
+use super::neko_api::{NekoApi, NekoApiError, Session};
 use super::AppState;
 use crate::config::HttpSettings;
 use crate::metrics::{Direction, Metrics, Refusal};
@@ -663,9 +663,15 @@ async fn logout(api: &NekoApi, api_token: &str, session: Session) {
         Ok(()) => tracing::debug!(session = %session.id, "neko session logged out"),
         Err(e) => {
             tracing::debug!(session = %session.id, error = %e, "neko logout failed; deleting the session");
-            if let Err(e) = api.delete_session(api_token, &session.id).await {
-                // After a neko restart the session is gone anyway.
-                tracing::warn!(session = %session.id, error = %e, "could not remove neko session");
+            match api.delete_session(api_token, &session.id).await {
+                Ok(()) => {}
+                // neko is down (restarting, stopping): its sessions went with it.
+                Err(NekoApiError::Connect { .. }) => {
+                    tracing::debug!(session = %session.id, "neko is gone; so is its session")
+                }
+                Err(e) => {
+                    tracing::warn!(session = %session.id, error = %e, "could not remove neko session")
+                }
             }
         }
     }

@@ -94,17 +94,27 @@ impl Harness {
         let standin = StandIn::start(setup.standin).await;
         let (status, status_rx) = watch::channel(snapshot(setup.neko_state, 1));
         let metrics = Arc::new(Metrics::new());
-        let mut relay = RelaySettings::new(setup.neko_override.unwrap_or(standin.addr), standin.api_token.clone(), &setup.http);
+        let mut relay = RelaySettings::new(
+            setup.neko_override.unwrap_or(standin.addr),
+            standin.api_token.clone(),
+            &setup.http,
+        );
         relay.stall_timeout = setup.stall;
         let relay = Arc::new(relay);
         let state = AppState {
-            auth: Arc::new(Auth::new(CONTROL, Some(VIEW.to_string()), setup.allowed_origins)),
+            auth: Arc::new(Auth::new(
+                CONTROL,
+                Some(VIEW.to_string()),
+                setup.allowed_origins,
+            )),
             status: status_rx,
             metrics: metrics.clone(),
             relay: Some(relay.clone()),
             desktop: None,
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
         tokio::spawn(deskd::http::serve(listener, state, shutdown.clone()));
@@ -131,7 +141,9 @@ impl Harness {
                 v.parse().expect("header value"),
             );
         }
-        let tcp = TcpStream::connect(self.addr).await.map_err(tungstenite::Error::Io)?;
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(tungstenite::Error::Io)?;
         let (ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
         Ok(ws)
     }
@@ -175,7 +187,10 @@ pub async fn http_request(
         .await
         .expect("handshake");
     tokio::spawn(conn);
-    let mut req = Request::builder().method(method).uri(path).header("host", addr.to_string());
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
     for (k, v) in headers {
         req = req.header(*k, v);
     }
@@ -214,7 +229,9 @@ pub async fn next(c: &mut Client) -> Option<Message> {
 pub async fn expect_close(c: &mut Client) -> (u16, String) {
     loop {
         match next(c).await {
-            Some(Message::Close(Some(f))) => return (u16::from(f.code), f.reason.as_str().to_string()),
+            Some(Message::Close(Some(f))) => {
+                return (u16::from(f.code), f.reason.as_str().to_string())
+            }
             Some(Message::Close(None)) => return (1005, String::new()),
             Some(_) => continue,
             None => panic!("connection ended without a close frame"),

@@ -34,6 +34,8 @@ pub struct Options {
     pub heartbeat: Duration,
     /// `POST /api/logout` answers 500 without deleting (to exercise the DELETE fallback).
     pub fail_logout: bool,
+    /// The admin API token (neko's `session.api_token`).
+    pub api_token: String,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
         Options {
             heartbeat: Duration::from_secs(10),
             fail_logout: false,
+            api_token: "stand-in-api-token-0123456789".to_string(),
         }
     }
 }
@@ -94,13 +97,15 @@ impl Drop for StandIn {
 
 impl StandIn {
     pub async fn start(opts: Options) -> StandIn {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind stand-in");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind stand-in");
         Self::start_on(listener, opts).await
     }
 
     pub async fn start_on(listener: tokio::net::TcpListener, opts: Options) -> StandIn {
         let addr = listener.local_addr().expect("stand-in addr");
-        let api_token = "stand-in-api-token-0123456789".to_string();
+        let api_token = opts.api_token.clone();
         let inner = Arc::new(Inner {
             opts,
             api_token: api_token.clone(),
@@ -148,11 +153,19 @@ impl StandIn {
     }
 
     pub fn events(&self) -> Vec<(String, String)> {
-        self.inner.log.lock().map(|l| l.events.clone()).unwrap_or_default()
+        self.inner
+            .log
+            .lock()
+            .map(|l| l.events.clone())
+            .unwrap_or_default()
     }
 
     pub fn closes(&self) -> Vec<(String, Option<(u16, String)>)> {
-        self.inner.log.lock().map(|l| l.closes.clone()).unwrap_or_default()
+        self.inner
+            .log
+            .lock()
+            .map(|l| l.closes.clone())
+            .unwrap_or_default()
     }
 
     pub fn pongs(&self) -> u64 {
@@ -169,7 +182,11 @@ impl StandIn {
 }
 
 fn err(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({"code": status.as_u16(), "message": message}))).into_response()
+    (
+        status,
+        Json(json!({"code": status.as_u16(), "message": message})),
+    )
+        .into_response()
 }
 
 fn random_suffix(n: u64) -> String {
@@ -177,7 +194,9 @@ fn random_suffix(n: u64) -> String {
     let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xDEAD_BEEF;
     (0..5)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ALPHABET[(x >> 58) as usize % ALPHABET.len()] as char
         })
         .collect()
@@ -198,7 +217,11 @@ async fn login(State(s): State<Arc<Inner>>, body: String) -> Response {
     let Ok(v) = serde_json::from_str::<Value>(&body) else {
         return err(StatusCode::BAD_REQUEST, "unable to parse provided data");
     };
-    let name = v.get("username").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = v
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let n = s.counter.fetch_add(1, Ordering::Relaxed);
     s.logins.fetch_add(1, Ordering::Relaxed);
     let id = format!("{name}-{}{n}", random_suffix(n));
@@ -230,7 +253,9 @@ fn who(s: &Inner, headers: &HeaderMap, query: Option<&str>) -> Option<String> {
         return Some("API".to_string());
     }
     let m = s.sessions.lock().ok()?;
-    m.iter().find(|(_, r)| r.token == token).map(|(id, _)| id.clone())
+    m.iter()
+        .find(|(_, r)| r.token == token)
+        .map(|(id, _)| id.clone())
 }
 
 async fn logout(State(s): State<Arc<Inner>>, headers: HeaderMap) -> Response {
@@ -238,7 +263,10 @@ async fn logout(State(s): State<Arc<Inner>>, headers: HeaderMap) -> Response {
         return err(StatusCode::UNAUTHORIZED, "session not found");
     };
     if s.opts.fail_logout {
-        return err(StatusCode::INTERNAL_SERVER_ERROR, "logout failed (stand-in option)");
+        return err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "logout failed (stand-in option)",
+        );
     }
     if id == "API" {
         return err(StatusCode::BAD_REQUEST, "session is not logged in");
@@ -268,7 +296,11 @@ async fn sessions(State(s): State<Arc<Inner>>, headers: HeaderMap) -> Response {
     Json(list).into_response()
 }
 
-async fn delete_session(State(s): State<Arc<Inner>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn delete_session(
+    State(s): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     let Some(me) = who(&s, &headers, None) else {
         return err(StatusCode::UNAUTHORIZED, "session not found");
     };
@@ -300,14 +332,21 @@ async fn ws(
 }
 
 fn text(event: &str, payload: Value) -> Message {
-    Message::Text(json!({"event": event, "payload": payload}).to_string().into())
+    Message::Text(
+        json!({"event": event, "payload": payload})
+            .to_string()
+            .into(),
+    )
 }
 
 async fn session_ws(s: Arc<Inner>, id: Option<String>, mut socket: WebSocket) {
     // Auth happens after the upgrade, as in neko.
     let Some(id) = id else {
         let _ = socket
-            .send(text("system/disconnect", json!({"message": "session not found"})))
+            .send(text(
+                "system/disconnect",
+                json!({"message": "session not found"}),
+            ))
             .await;
         return; // dropped without a close frame
     };
@@ -367,20 +406,31 @@ async fn handle(s: &Inner, id: &str, socket: &mut WebSocket, msg: Message) -> bo
     match msg {
         Message::Text(t) => {
             let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
-            let event = v.get("event").and_then(Value::as_str).unwrap_or("").to_string();
+            let event = v
+                .get("event")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let payload = v.get("payload").cloned().unwrap_or(Value::Null);
             if let Ok(mut l) = s.log.lock() {
                 l.events.push((id.to_string(), event.clone()));
             }
             match event.as_str() {
                 "signal/request" => socket
-                    .send(text("signal/provide", json!({"sdp": "v=0 stand-in", "iceservers": []})))
+                    .send(text(
+                        "signal/provide",
+                        json!({"sdp": "v=0 stand-in", "iceservers": []}),
+                    ))
                     .await
                     .is_ok(),
                 e if e.starts_with("signal/") => socket.send(Message::Text(t)).await.is_ok(),
                 "test/close" => {
                     let code = payload.get("code").and_then(Value::as_u64).unwrap_or(1000) as u16;
-                    let reason = payload.get("reason").and_then(Value::as_str).unwrap_or("").to_string();
+                    let reason = payload
+                        .get("reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
                     let _ = socket
                         .send(Message::Close(Some(CloseFrame {
                             code,
@@ -404,7 +454,11 @@ async fn handle(s: &Inner, id: &str, socket: &mut WebSocket, msg: Message) -> bo
                         "x".repeat(size)
                     );
                     for _ in 0..count {
-                        if socket.send(Message::Text(body.clone().into())).await.is_err() {
+                        if socket
+                            .send(Message::Text(body.clone().into()))
+                            .await
+                            .is_err()
+                        {
                             return false;
                         }
                         if let Ok(mut l) = s.log.lock() {
@@ -426,8 +480,10 @@ async fn handle(s: &Inner, id: &str, socket: &mut WebSocket, msg: Message) -> bo
         Message::Ping(_) => true,
         Message::Close(c) => {
             if let Ok(mut l) = s.log.lock() {
-                l.closes
-                    .push((id.to_string(), c.map(|c| (c.code, c.reason.as_str().to_string()))));
+                l.closes.push((
+                    id.to_string(),
+                    c.map(|c| (c.code, c.reason.as_str().to_string())),
+                ));
             }
             false
         }

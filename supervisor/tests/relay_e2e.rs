@@ -1,0 +1,259 @@
+//! End to end through the real `deskd run` binary: Xvfb as `display`, and as `neko` a fake
+//! program (this test binary re-run as the neko stand-in through a small wrapper script).
+//! Checks that deskd starts neko with the explicit flags and a scrubbed environment, serves
+//! `/readyz` and the relay with its token, and closes relays with 4503 when neko is killed
+//! and restarted.
+
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/neko_standin.rs"]
+mod neko_standin;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use harness::{bearer, expect_close, http_request, next_text};
+use hyper::http::{Method, StatusCode};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const TOKEN: &str = "e2e-control-token";
+
+/// Entry point of the fake neko: run by the wrapper script, never by a plain `cargo test`.
+#[test]
+#[ignore = "entry point of the fake neko program used by the e2e test"]
+fn fake_neko() {
+    let Ok(dir) = std::env::var("DESKD_FAKE_NEKO_DIR") else {
+        return;
+    };
+    let argv = std::fs::read_to_string(Path::new(&dir).join("argv")).expect("argv file");
+    let bind = argv
+        .lines()
+        .find_map(|l| l.strip_prefix("--server.bind="))
+        .expect("--server.bind")
+        .to_string();
+    let api_token = std::env::var("NEKO_SESSION_API_TOKEN").expect("api token env");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .expect("bind neko addr");
+        let _standin = neko_standin::StandIn::start_on(
+            listener,
+            neko_standin::Options {
+                api_token,
+                heartbeat: Duration::from_secs(1),
+                ..Default::default()
+            },
+        )
+        .await;
+        std::future::pending::<()>().await;
+    });
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A display number with no X lock or socket, starting from a pid-derived guess.
+fn free_display() -> u32 {
+    let start = 400 + std::process::id() % 400;
+    (start..start + 400)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        })
+        .unwrap_or(start)
+}
+
+struct Deskd {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Deskd {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_wrapper(dir: &Path) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let script = dir.join("fake-neko");
+    let mut f = std::fs::File::create(&script).expect("create wrapper");
+    writeln!(
+        f,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{dir}/argv'\nenv | grep '^NEKO_' | cut -d= -f1 > '{dir}/envnames'\n\
+         DESKD_FAKE_NEKO_DIR='{dir}' exec '{exe}' --exact fake_neko --ignored --nocapture --test-threads=1",
+        dir = dir.display(),
+        exe = exe.display()
+    )
+    .expect("write wrapper");
+    drop(f);
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    script
+}
+
+async fn wait_ready(addr: SocketAddr, secs: u64) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            let (s, _, _) = http_request(addr, Method::GET, "/readyz", &[], None).await;
+            if s == StatusCode::OK {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn connect(addr: SocketAddr) -> harness::Client {
+    let mut req = format!("ws://{addr}/stream/signaling")
+        .into_client_request()
+        .unwrap();
+    let (k, v) = bearer(TOKEN);
+    req.headers_mut().insert(k, v.parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(req, tcp)
+        .await
+        .expect("relay handshake");
+    ws
+}
+
+/// neko's (pid, generation) once it is ready with a generation above `above`.
+async fn neko_ready_after(addr: SocketAddr, above: u64) -> (i32, u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, _, body) =
+            http_request(addr, Method::GET, "/api/services", &[bearer(TOKEN)], None).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let neko = v["services"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == "neko"))
+            .cloned()
+            .expect("neko in /api/services");
+        let generation = neko["generation"].as_u64().unwrap_or(0);
+        if neko["state"] == "ready" && generation > above {
+            if let Some(pid) = neko["pid"].as_i64() {
+                return (pid as i32, generation);
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "neko not ready above generation {above}: {neko}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn deskd_run_starts_neko_and_relays_through_it() {
+    if Command::new("Xvfb")
+        .arg("-help")
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        println!("skipping: Xvfb not installed");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("deskd-relay-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = write_wrapper(&dir);
+    let http_port = free_port();
+    let neko_port = free_port();
+    let display = free_display();
+    let config = dir.join("deskd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[display]\nnumber = {display}\nsize = \"640x480\"\n\n\
+             [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
+             [neko]\nbinary = \"{}\"\nbind = \"127.0.0.1:{neko_port}\"\nnat1to1 = [\"127.0.0.1\"]\n",
+            wrapper.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_deskd"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .arg("--conf-d")
+        .arg(dir.join("no-conf.d"))
+        .env("DESKD_TOKEN", TOKEN)
+        .env("NEKO_LEGACY", "true")
+        .env("NEKO_MEMBER_PROVIDER", "multiuser")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn deskd");
+    let deskd = Deskd {
+        child,
+        dir: dir.clone(),
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+    assert!(wait_ready(addr, 60).await, "deskd never became ready");
+
+    // neko got explicit flags and a scrubbed environment, the token only via env.
+    let argv = std::fs::read_to_string(dir.join("argv")).unwrap();
+    for flag in [
+        "serve",
+        "--legacy=false",
+        "--member.provider=noauth",
+        "--session.cookie.enabled=false",
+        "--session.implicit_hosting=true",
+        "--desktop.input.enabled=false",
+        "--desktop.screen=640x480@30",
+        "--webrtc.nat1to1=127.0.0.1",
+    ] {
+        assert!(argv.lines().any(|l| l == flag), "missing {flag} in\n{argv}");
+    }
+    assert!(!argv.contains(TOKEN));
+    let env_names = std::fs::read_to_string(dir.join("envnames")).unwrap();
+    assert_eq!(
+        env_names.trim(),
+        "NEKO_SESSION_API_TOKEN",
+        "NEKO_ vars not scrubbed"
+    );
+
+    // The relay works through deskd, with its token.
+    let (s, _, _) = http_request(addr, Method::GET, "/api/services", &[], None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let mut c = connect(addr).await;
+    assert!(next_text(&mut c).await.contains("system/init"));
+
+    // Kill neko: the relay closes with 4503, deskd restarts neko, a new relay works.
+    let (pid, generation) = neko_ready_after(addr, 0).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let (code, reason) = expect_close(&mut c).await;
+    assert_eq!(code, 4503, "{reason}");
+    // Either path gives 4503: the TCP drop seen first, or the supervisor's new state.
+    neko_ready_after(addr, generation).await;
+    let mut c = connect(addr).await;
+    assert!(next_text(&mut c).await.contains("system/init"));
+    drop(c);
+    drop(deskd);
+}
