@@ -10,8 +10,9 @@
   pkgs,
   deskd,
   neko,
-  revision ? "unknown",
-  source ? "https://github.com/deskd/deskd",
+  # For the OCI labels; the flake passes both.
+  revision,
+  source,
 }:
 
 let

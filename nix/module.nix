@@ -45,7 +45,7 @@ let
   # `deskd check` at build time, on the config without the runtime-only secret paths.
   checkedConfig =
     let
-      forCheck = lib.recursiveUpdate cfg.settings {
+      forCheck = cfg.settings // {
         http = removeAttrs (cfg.settings.http or { }) [
           "token_file"
           "view_token_file"
