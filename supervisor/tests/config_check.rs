@@ -707,3 +707,63 @@ fn display_service_command_runs_an_xvfb_reachable_only_through_its_file_socket()
     );
     assert!(tcp.is_err(), "Xvfb listens on TCP port {port}");
 }
+
+#[test]
+fn deskd_run_refuses_an_invalid_config_before_starting_anything() {
+    let s = Scratch::new("run");
+    let marker = s.path("started");
+    let cfg = s.file(
+        "deskd.toml",
+        &format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n[[service]]\nname = \"first\"\ncommand = [\"/bin/sh\", \"-c\", \"touch {}; sleep 60\"]\n[[service]]\nname = \"second\"\ncommand = [\"my-app\"]\nafter = [\"first\", \"missing\"]\n",
+            marker.display()
+        ),
+    );
+    let mut child = Command::new(DESKD)
+        .args([
+            "run",
+            "-c",
+            cfg.to_str().unwrap_or_default(),
+            "--conf-d",
+            NO_CONF_D,
+        ])
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", s.dir.join("bin").display()),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn deskd run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("deskd run did not exit on an invalid config");
+            }
+        }
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert_eq!(status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:9: service[second].after: unknown service `missing`",
+            cfg.display()
+        )),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        !marker.exists(),
+        "a service was started despite the invalid config"
+    );
+}
