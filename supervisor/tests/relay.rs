@@ -80,7 +80,7 @@ async fn relays_text_and_binary_in_order_both_ways() {
     .unwrap();
     assert!(next_text(&mut c).await.contains("signal/provide"));
     assert!(h.metrics.frames(Direction::ToNeko) >= 2 * N as u64);
-    assert!(h.metrics.frames(Direction::ToBrowser) >= 2 * N as u64 + 1);
+    assert!(h.metrics.frames(Direction::ToBrowser) > 2 * N as u64);
 }
 
 #[tokio::test]

@@ -908,8 +908,8 @@ mod tests {
 
     #[tokio::test]
     async fn relays_in_order_and_propagates_close() {
-        let ((b_tx, b_rx), (mut b_in, mut b_out)) = side();
-        let ((n_tx, n_rx), (mut n_in, mut n_out)) = side();
+        let ((b_tx, b_rx), (b_in, mut b_out)) = side();
+        let ((n_tx, n_rx), (n_in, mut n_out)) = side();
         let metrics = Metrics::new();
         let p = policy(Access::Control);
         let task = async {
@@ -952,7 +952,7 @@ mod tests {
 
     #[tokio::test]
     async fn neko_drop_becomes_retry_and_view_filter() {
-        let ((b_tx, b_rx), (mut b_in, mut b_out)) = side();
+        let ((b_tx, b_rx), (b_in, mut b_out)) = side();
         let ((n_tx, n_rx), (n_in, mut n_out)) = side();
         let metrics = Metrics::new();
         let p = policy(Access::View);
@@ -1005,7 +1005,7 @@ mod tests {
 
     #[tokio::test]
     async fn too_big_and_stalled() {
-        let ((b_tx, b_rx), (mut b_in, mut b_out)) = side();
+        let ((b_tx, b_rx), (b_in, mut b_out)) = side();
         let ((n_tx, n_rx), (_n_in, _n_out)) = side();
         let metrics = Metrics::new();
         let p = policy(Access::Control);
@@ -1041,7 +1041,7 @@ mod tests {
             }));
         let (_b_in, b_rx) = mpsc::channel::<Result<Frame, FrameError>>(1);
         let b_rx = stream(b_rx);
-        let ((n_tx, n_rx), (mut n_in, _n_out)) = side();
+        let ((n_tx, n_rx), (n_in, _n_out)) = side();
         let task = relay(
             (stuck_tx, b_rx),
             (n_tx, n_rx),
