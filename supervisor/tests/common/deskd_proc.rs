@@ -104,14 +104,22 @@ impl Deskd {
         Deskd { child, log }
     }
 
-    /// `deskd run -c CONFIG --conf-d <empty dir> [-- MAIN...]`.
+    /// `deskd run --log-format json -c CONFIG --conf-d <empty dir> [-- MAIN...]`.
     pub fn run(dir: &TempDir, config: &str, main: &[&str]) -> Deskd {
         let cfg = dir.write("deskd.toml", config);
         let conf_d = dir.join("conf.d");
         fs::create_dir_all(&conf_d).expect("conf.d");
         let cfg = cfg.to_string_lossy().into_owned();
         let conf_d = conf_d.to_string_lossy().into_owned();
-        let mut args = vec!["run", "-c", &cfg, "--conf-d", &conf_d];
+        let mut args = vec![
+            "run",
+            "--log-format",
+            "json",
+            "-c",
+            &cfg,
+            "--conf-d",
+            &conf_d,
+        ];
         if !main.is_empty() {
             args.push("--");
             args.extend_from_slice(main);
