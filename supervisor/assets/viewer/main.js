@@ -206,18 +206,12 @@ function onSession(s, ev, d) {
 async function onClosed(s, d) {
   input.setChannelOpen(false);
   clearInterval(pingTimer);
+  cursorState.remote = null;
+  cursorState.local = null;
+  renderCursor();
   debug.dataChannel = "closed";
   debug.peer = "closed";
-  let probe;
-  if (!d.opened && d.code !== 4401 && d.code !== 1008) {
-    // A refused upgrade shows up as 1006 with no status; ask the same URL over plain HTTP.
-    try {
-      const r = await fetch(SIGNALING_PATH, { credentials: "same-origin", cache: "no-store" });
-      probe = r.status;
-    } catch {
-      probe = undefined;
-    }
-  }
+  const probe = d.opened || d.code === 1008 ? undefined : await probeRefusal();
   const kind = classifyClose(d.code, probe);
   remember(debug.closes, { code: d.code, reason: d.reason, opened: d.opened, probe, kind });
   if (session !== s) return;
@@ -236,6 +230,22 @@ async function onClosed(s, d) {
   clearInterval(countdownTimer);
   countdownTimer = setInterval(tick, 250);
   reconnectTimer = setTimeout(connect, delay);
+}
+
+/**
+ * A refused upgrade shows up as 1006 with no status. Ask the same URL over plain HTTP (401/403
+ * = the token, 503 = neko not ready); if that passes auth (400: not a WebSocket request),
+ * `/readyz` says whether the desktop is up.
+ */
+async function probeRefusal() {
+  try {
+    const r = await fetch(SIGNALING_PATH, { credentials: "same-origin", cache: "no-store" });
+    if (r.status !== 400) return r.status;
+    const ready = await fetch("/readyz", { credentials: "same-origin", cache: "no-store" });
+    return ready.status === 503 ? 503 : r.status;
+  } catch {
+    return undefined;
+  }
 }
 
 setInterval(() => {
@@ -448,7 +458,8 @@ function pointerEnd(ev) {
     return;
   }
   const p = toDesktop(ev.clientX, ev.clientY);
-  if (p) input.move(p.x, p.y);
+  // The end of a drag pins to the edge; a release outside the picture without a press is not input.
+  if (p && (input.buttons.size > 0 || (p.inside && input.isHost))) input.move(p.x, p.y);
   if (ev.type === "pointercancel") input.releaseAll();
   else input.buttonUp(xButton(ev.button));
 }

@@ -1,0 +1,911 @@
+//! The viewer page in a real headless Chromium, driven over the DevTools protocol.
+//!
+//! `page_streams_and_sends_input_over_a_real_peer_connection` serves the embedded viewer
+//! (`viewer::router()`) next to a neko stand-in: a second Chromium page (`/fakeneko.html`)
+//! that plays neko's side of the v3 protocol with a real `RTCPeerConnection` (a canvas video
+//! track, the server-created `data` channel, a candidate sent before the offer, cursor
+//! messages), bridged by this test to the viewer's `/stream/signaling`. Everything the viewer
+//! sends over the data channel arrives at that page, so the test checks the bytes of real
+//! input after real clicks and key presses, the decoded video, the cursor, reconnecting after
+//! a close with a retry code and after a stale connection, and the unauthorized state.
+//! Chromium gathers no loopback candidates, so this test re-runs itself in a network namespace
+//! of its own (`unshare --map-root-user --net`) with a veth pair: all ICE traffic stays there.
+//!
+//! `deskd_serves_the_page_only_with_the_token` runs the real deskd binary: without the token
+//! the page is refused; with it the browser gets the cookie, the page, and reaches the relay.
+//!
+//! `real_neko_*` needs a real neko (`DESKD_TEST_NEKO`) and skips with a reason otherwise.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// What a failed wait prints about the page (the viewer's debug object or the stand-in's).
+const DIAGNOSTICS: &str = "JSON.stringify({ url: location.href, viewer: window.__deskdViewer, \
+     fake: window.fake && { received: fake.received.map(m => m.event), peers: fake.peers, dcOpen: fake.dcOpen, binary: fake.binary } })";
+const WAIT: Duration = Duration::from_secs(60);
+/// Twice the stand-in's 1280x720 wide, and not 16:10 after the status bar: the picture is
+/// scaled by 2 and letterboxed top and bottom, and a desktop pixel is 2x2 CSS pixels, so
+/// aiming at a pixel's centre survives any rounding of event coordinates.
+const VIEWPORT: (u32, u32) = (2560, 1600);
+
+// ---------------------------------------------------------------------------------------
+// A minimal DevTools-protocol client (flattened sessions over the browser WebSocket).
+
+struct Browser {
+    child: Child,
+    profile: PathBuf,
+    tx: mpsc::UnboundedSender<(Value, tokio::sync::oneshot::Sender<Value>)>,
+}
+
+struct Tab<'a> {
+    browser: &'a Browser,
+    session: String,
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let p = std::env::temp_dir().join(format!(
+        "deskd-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&p).expect("create temp dir");
+    p
+}
+
+impl Browser {
+    async fn launch() -> Browser {
+        assert!(
+            Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} is missing (apt install chromium)"
+        );
+        let profile = temp_dir("chromium");
+        let mut cmd = Command::new(CHROMIUM);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-background-timer-throttling",
+            "--disable-renderer-backgrounding",
+            "--disable-backgrounding-occluded-windows",
+            "--disable-features=WebRtcHideLocalIpsWithMdns",
+            "--autoplay-policy=no-user-gesture-required",
+            "--window-size=2560,1600",
+            "--remote-debugging-port=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("about:blank")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().expect("spawn chromium");
+
+        // Chromium writes "<port>\n<browser ws path>" once DevTools listens.
+        let port_file = profile.join("DevToolsActivePort");
+        let deadline = Instant::now() + WAIT;
+        let (port, path) = loop {
+            if let Ok(text) = std::fs::read_to_string(&port_file) {
+                let mut lines = text.lines();
+                if let (Some(port), Some(path)) = (lines.next(), lines.next()) {
+                    break (port.to_string(), path.to_string());
+                }
+            }
+            assert!(Instant::now() < deadline, "chromium did not start DevTools");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let url = format!("ws://127.0.0.1:{port}{path}");
+        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("connect to DevTools");
+        let (mut sink, mut stream) = ws.split();
+        let (tx, mut rx) =
+            mpsc::unbounded_channel::<(Value, tokio::sync::oneshot::Sender<Value>)>();
+        tokio::spawn(async move {
+            let mut next_id = 1u64;
+            let mut pending: HashMap<u64, tokio::sync::oneshot::Sender<Value>> = HashMap::new();
+            loop {
+                tokio::select! {
+                    cmd = rx.recv() => {
+                        let Some((mut msg, reply)) = cmd else { break };
+                        msg["id"] = json!(next_id);
+                        pending.insert(next_id, reply);
+                        next_id += 1;
+                        if sink.send(Message::text(msg.to_string())).await.is_err() {
+                            break;
+                        }
+                    }
+                    frame = stream.next() => {
+                        let Some(Ok(Message::Text(t))) = frame else {
+                            if frame.is_none() { break } else { continue }
+                        };
+                        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+                        if let Some(id) = v.get("id").and_then(Value::as_u64) {
+                            if let Some(reply) = pending.remove(&id) {
+                                let _ = reply.send(v);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Browser { child, profile, tx }
+    }
+
+    async fn call(&self, session: Option<&str>, method: &str, params: Value) -> Value {
+        let mut msg = json!({ "method": method, "params": params });
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        self.tx.send((msg, reply_tx)).expect("DevTools connection");
+        let v = tokio::time::timeout(WAIT, reply_rx)
+            .await
+            .unwrap_or_else(|_| panic!("DevTools {method} timed out"))
+            .expect("DevTools reply");
+        if let Some(err) = v.get("error") {
+            panic!("DevTools {method} failed: {err}");
+        }
+        v["result"].clone()
+    }
+
+    /// A new window (so it is visible: no timer throttling) showing `url`.
+    async fn open(&self, url: &str) -> Tab<'_> {
+        let target = self
+            .call(
+                None,
+                "Target.createTarget",
+                json!({ "url": "about:blank", "newWindow": true }),
+            )
+            .await;
+        let attached = self
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({ "targetId": target["targetId"], "flatten": true }),
+            )
+            .await;
+        let tab = Tab {
+            browser: self,
+            session: attached["sessionId"]
+                .as_str()
+                .expect("session id")
+                .to_string(),
+        };
+        tab.call("Page.enable", json!({})).await;
+        tab.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": VIEWPORT.0, "height": VIEWPORT.1, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+        tab.call("Page.navigate", json!({ "url": url })).await;
+        tab
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Tab<'_> {
+    async fn call(&self, method: &str, params: Value) -> Value {
+        self.browser.call(Some(&self.session), method, params).await
+    }
+
+    /// Evaluates `expr` (awaiting promises) and returns its JSON value.
+    async fn eval(&self, expr: &str) -> Value {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expr, "returnByValue": true, "awaitPromise": true }),
+            )
+            .await;
+        if let Some(ex) = r.get("exceptionDetails") {
+            panic!("`{expr}` threw: {ex}");
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// Polls `expr` until it is truthy; panics with `what` and the last value otherwise.
+    async fn wait_for(&self, expr: &str, what: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let v = self
+                .call(
+                    "Runtime.evaluate",
+                    json!({ "expression": expr, "returnByValue": true, "awaitPromise": true }),
+                )
+                .await;
+            let value = v["result"]["value"].clone();
+            let truthy = match &value {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+                Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return value;
+            }
+            if Instant::now() >= deadline {
+                let state = self.eval(DIAGNOSTICS).await;
+                panic!(
+                    "timed out waiting for {what} (`{expr}` = {value}, {})\npage state: {state}",
+                    v.get("exceptionDetails").cloned().unwrap_or(Value::Null)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn mouse(&self, kind: &str, x: f64, y: f64, button: &str) {
+        self.call(
+            "Input.dispatchMouseEvent",
+            json!({ "type": kind, "x": x, "y": y, "button": button, "clickCount": 1 }),
+        )
+        .await;
+    }
+
+    async fn key(&self, kind: &str, key: &str, code: &str, vk: u32, text: Option<&str>) {
+        let mut p = json!({ "type": kind, "key": key, "code": code, "windowsVirtualKeyCode": vk });
+        if let Some(t) = text {
+            p["text"] = json!(t);
+        }
+        self.call("Input.dispatchKeyEvent", p).await;
+    }
+
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let r = self
+            .call("Page.captureScreenshot", json!({ "format": "png" }))
+            .await;
+        let png = base64_decode(r["data"].as_str().expect("screenshot data"));
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        std::fs::write(&path, png).expect("write screenshot");
+        println!("screenshot: {}", path.display());
+        path
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a') as u32 + 26,
+            b'0'..=b'9' => (c - b'0') as u32 + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => 0,
+        }
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let pad = chunk.iter().filter(|&&c| c == b'=').count();
+        let n = chunk.iter().fold(0u32, |acc, &c| {
+            (acc << 6) | if c == b'=' { 0 } else { val(c) }
+        }) << (6 * (4 - chunk.len()));
+        let b = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&b[..3 - pad.min(2)]);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// The neko stand-in: a page with a real RTCPeerConnection, bridged to /stream/signaling.
+
+const FAKE_NEKO_PAGE: &str = r##"<!doctype html><meta charset="utf-8"><title>fake neko</title>
+<canvas id="c" width="1280" height="720"></canvas>
+<script>
+// neko's side of the v3 protocol (neko-protocol.md §2, §3), enough for the viewer.
+const fake = window.fake = { received: [], binary: [], pings: 0, peers: 0, dcOpen: false };
+const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
+const ws = new WebSocket(`ws://${location.host}/fakeneko/ws`);
+const send = (event, payload) => ws.send(JSON.stringify(payload === undefined ? { event } : { event, payload }));
+let pc = null, early = [], remote = [], sessionId = null, n = 0;
+const canvas = document.getElementById("c");
+const g = canvas.getContext("2d");
+let frame = 0;
+setInterval(() => {
+  frame++;
+  g.fillStyle = "#1d3557"; g.fillRect(0, 0, 1280, 720);
+  g.fillStyle = "#e63946"; g.fillRect(0, 0, 160, 90); // top-left marker
+  g.fillStyle = "#a8dadc"; g.fillRect(1120, 630, 160, 90); // bottom-right marker
+  g.fillStyle = "#f1faee"; g.font = "64px sans-serif"; g.fillText("fake neko desktop " + frame, 300, 380);
+}, 40);
+const stream = canvas.captureStream(25);
+// neko sends a heartbeat every 10 s; the viewer drops a connection silent for 12.5 s.
+setInterval(() => { if (ws.readyState === 1) send("system/heartbeat"); }, 5000);
+async function cursorImage() {
+  const c = document.createElement("canvas"); c.width = 16; c.height = 16;
+  const x = c.getContext("2d"); x.fillStyle = "#ffcc00"; x.beginPath(); x.moveTo(0, 0); x.lineTo(0, 15); x.lineTo(11, 11); x.fill();
+  const png = new Uint8Array(await (await new Promise((r) => c.toBlob(r, "image/png"))).arrayBuffer());
+  const m = new Uint8Array(11 + png.length); const v = new DataView(m.buffer);
+  v.setUint8(0, 2); v.setUint16(1, 11 + png.length); v.setUint16(3, 16); v.setUint16(5, 16); v.setUint16(7, 0); v.setUint16(9, 0);
+  m.set(png, 11); return m.buffer;
+}
+function cursorPosition(x, y) {
+  const m = new ArrayBuffer(7); const v = new DataView(m); v.setUint8(0, 1); v.setUint16(1, 7); v.setUint16(3, x); v.setUint16(5, y); return m;
+}
+async function provide() {
+  if (pc) pc.close();
+  pc = new RTCPeerConnection({ iceServers: [] });
+  fake.peers++;
+  early = []; remote = [];
+  pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendonly", streams: [stream] });
+  const dc = pc.createDataChannel("data", { ordered: true });
+  dc.binaryType = "arraybuffer";
+  dc.onopen = async () => { fake.dcOpen = true; dc.send(await cursorImage()); dc.send(cursorPosition(100, 50)); };
+  dc.onclose = () => { fake.dcOpen = false; };
+  dc.onmessage = (e) => {
+    const v = new DataView(e.data);
+    if (v.getUint8(0) !== 7) { fake.binary.push(hex(e.data)); return; }
+    // PING: answer with PONG (client ts echoed, then server ts), as neko does.
+    fake.pings++;
+    const m = new DataView(new ArrayBuffer(19)); m.setUint8(0, 3); m.setUint16(1, 19);
+    m.setUint32(3, v.getUint32(3)); m.setUint32(7, v.getUint32(7)); m.setUint32(11, v.getUint32(3)); m.setUint32(15, v.getUint32(7));
+    dc.send(m.buffer);
+  };
+  let first = null;
+  const gotFirst = new Promise((r) => (first = r));
+  pc.onicecandidate = (e) => {
+    if (!e.candidate) return;
+    send("signal/candidate", e.candidate.toJSON());
+    first();
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  // Like neko, let a candidate overtake the offer: the viewer must buffer it.
+  await Promise.race([gotFirst, new Promise((r) => setTimeout(r, 3000))]);
+  send("signal/provide", { sdp: pc.localDescription.sdp, iceservers: [{ urls: ["stun:127.0.0.1:9"] }],
+    video: { disabled: false, id: "main", video: "main", auto: false }, audio: { disabled: true } });
+}
+ws.onmessage = async (ev) => {
+  const msg = JSON.parse(ev.data);
+  fake.received.push(msg);
+  const p = msg.payload || {};
+  switch (msg.event) {
+    case "__connect":
+      sessionId = "viewer-" + (++n);
+      send("system/init", { session_id: sessionId, control_host: { id: "", has_host: false },
+        screen_size: { width: 1280, height: 720, rate: 25 }, sessions: {}, settings: {}, touch_events: false,
+        screencast_enabled: false, webrtc: { videos: ["main"] } });
+      break;
+    case "__disconnect":
+      if (pc) pc.close(); pc = null; fake.dcOpen = false;
+      break;
+    case "signal/request":
+      await provide();
+      break;
+    case "signal/answer":
+      await pc.setRemoteDescription({ type: "answer", sdp: p.sdp });
+      for (const c of remote) await pc.addIceCandidate(c);
+      remote = [];
+      break;
+    case "signal/candidate":
+      if (pc && pc.remoteDescription) await pc.addIceCandidate(p); else remote.push(p);
+      break;
+    case "control/request":
+      send("control/host", { id: sessionId, has_host: true, host_id: sessionId });
+      break;
+  }
+};
+</script>"##;
+
+#[derive(Default)]
+struct Bridge {
+    to_neko: Mutex<Option<mpsc::UnboundedSender<ws::Message>>>,
+    to_viewer: Mutex<Option<mpsc::UnboundedSender<ws::Message>>>,
+    /// Text the viewer sent, in order.
+    from_viewer: Mutex<Vec<Value>>,
+    /// Refuse `/stream/signaling` with this HTTP status (0: accept).
+    refuse: AtomicU16,
+    /// Stop passing the stand-in's messages to the viewer (a silent, stale connection).
+    mute: AtomicBool,
+    viewer_connections: AtomicU64,
+}
+
+impl Bridge {
+    fn viewer_sent(&self, event: &str) -> Vec<Value> {
+        self.from_viewer
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|m| m["event"] == event)
+            .cloned()
+            .collect()
+    }
+
+    fn close_viewer(&self, code: u16, reason: &str) {
+        if let Some(tx) = self.to_viewer.lock().expect("lock").as_ref() {
+            let _ = tx.send(ws::Message::Close(Some(ws::CloseFrame {
+                code,
+                reason: reason.into(),
+            })));
+        }
+    }
+}
+
+async fn pump(
+    socket: WebSocket,
+) -> (
+    mpsc::UnboundedSender<ws::Message>,
+    futures_util::stream::SplitStream<WebSocket>,
+) {
+    let (mut sink, stream) = socket.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<ws::Message>();
+    tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            let close = matches!(m, ws::Message::Close(_));
+            if sink.send(m).await.is_err() || close {
+                break;
+            }
+        }
+    });
+    (tx, stream)
+}
+
+async fn fake_neko_ws(State(b): State<Arc<Bridge>>, up: WebSocketUpgrade) -> Response {
+    up.on_upgrade(move |socket| async move {
+        let (tx, mut stream) = pump(socket).await;
+        *b.to_neko.lock().expect("lock") = Some(tx);
+        while let Some(Ok(m)) = stream.next().await {
+            if let ws::Message::Text(_) = m {
+                if b.mute.load(Ordering::SeqCst) {
+                    continue;
+                }
+                if let Some(v) = b.to_viewer.lock().expect("lock").as_ref() {
+                    let _ = v.send(m);
+                }
+            }
+        }
+    })
+}
+
+async fn signaling(
+    State(b): State<Arc<Bridge>>,
+    up: Result<WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let refuse = b.refuse.load(Ordering::SeqCst);
+    if refuse != 0 {
+        let status = StatusCode::from_u16(refuse).unwrap_or(StatusCode::UNAUTHORIZED);
+        return (status, "refused by the test\n").into_response();
+    }
+    let Ok(up) = up else {
+        return (StatusCode::BAD_REQUEST, "not a WebSocket request\n").into_response();
+    };
+    up.on_upgrade(move |socket| async move {
+        b.viewer_connections.fetch_add(1, Ordering::SeqCst);
+        b.mute.store(false, Ordering::SeqCst);
+        let (tx, mut stream) = pump(socket).await;
+        *b.to_viewer.lock().expect("lock") = Some(tx.clone());
+        let to_neko = |text: &str| {
+            if let Some(n) = b.to_neko.lock().expect("lock").as_ref() {
+                let _ = n.send(ws::Message::Text(text.into()));
+            }
+        };
+        to_neko(r#"{"event":"__connect"}"#);
+        while let Some(Ok(m)) = stream.next().await {
+            if let ws::Message::Text(t) = m {
+                if let Ok(v) = serde_json::from_str::<Value>(t.as_str()) {
+                    b.from_viewer.lock().expect("lock").push(v);
+                }
+                to_neko(t.as_str());
+            }
+        }
+        let mut cur = b.to_viewer.lock().expect("lock");
+        if cur.as_ref().is_some_and(|c| c.same_channel(&tx)) {
+            *cur = None;
+            drop(cur);
+            to_neko(r#"{"event":"__disconnect"}"#);
+        }
+    })
+}
+
+async fn serve_stand_in() -> (SocketAddr, Arc<Bridge>) {
+    let bridge = Arc::new(Bridge::default());
+    let app: Router = deskd::http::viewer::router::<Arc<Bridge>>()
+        .route("/fakeneko.html", get(|| async { Html(FAKE_NEKO_PAGE) }))
+        .route("/fakeneko/ws", get(fake_neko_ws))
+        .route("/stream/signaling", get(signaling))
+        .route("/readyz", get(|| async { "ok" }))
+        .with_state(bridge.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, bridge)
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The client coordinates of the centre of desktop pixel (x, y) for a 1280x720 desktop shown
+/// with object-fit: contain in the stage rectangle `r` = [left, top, width, height].
+fn pixel_centre(r: &[f64], x: f64, y: f64) -> (f64, f64) {
+    let scale = (r[2] / 1280.0).min(r[3] / 720.0);
+    let left = r[0] + (r[2] - 1280.0 * scale) / 2.0;
+    let top = r[1] + (r[3] - 720.0 * scale) / 2.0;
+    (left + (x + 0.5) * scale, top + (y + 0.5) * scale)
+}
+
+/// What the stand-in received over the data channel so far (PINGs aside), as hex strings.
+async fn binary(neko: &Tab<'_>) -> Vec<String> {
+    serde_json::from_value(neko.eval("fake.binary").await).unwrap_or_default()
+}
+
+async fn wait_binary(neko: &Tab<'_>, expected: &[&str], what: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = binary(neko).await;
+        if got.iter().map(String::as_str).collect::<Vec<_>>() == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: data channel got {got:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn clear_binary(neko: &Tab<'_>) {
+    neko.eval("fake.binary.length = 0").await;
+}
+
+const NETNS_ENV: &str = "DESKD_VIEWER_TEST_NETNS";
+
+/// Runs the test `name` of this binary again inside a fresh network namespace (with `lo` and a
+/// veth pair 10.213.0.1/30 — 10.213.0.2/30 as the default route, so Chromium has a host
+/// candidate) and fails if it fails. Returns false in the parent, true inside.
+fn in_private_network(name: &str) -> bool {
+    if std::env::var_os(NETNS_ENV).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let setup = "ip link set lo up && ip link add v0 type veth peer name v1 \
+         && ip addr add 10.213.0.1/30 dev v0 && ip addr add 10.213.0.2/30 dev v1 \
+         && ip link set v0 up && ip link set v1 up && ip route add default dev v0 \
+         || { echo 'network namespace setup failed' >&2; exit 97; }; exec \"$0\" \"$@\"";
+    let out = Command::new("unshare")
+        .args(["--map-root-user", "--net", "sh", "-c", setup])
+        .arg(&exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(NETNS_ENV, "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run unshare (util-linux) to make a private network namespace");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{name} failed inside its network namespace ({})",
+        out.status
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{name} did not run inside its network namespace"
+    );
+    false
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+#[test]
+fn page_streams_and_sends_input_over_a_real_peer_connection() {
+    if in_private_network("page_streams_and_sends_input_over_a_real_peer_connection") {
+        runtime().block_on(streams_and_sends_input());
+    }
+}
+
+async fn streams_and_sends_input() {
+    let (addr, bridge) = serve_stand_in().await;
+    let browser = Browser::launch().await;
+
+    let neko = browser.open(&format!("http://{addr}/fakeneko.html")).await;
+    {
+        let b = bridge.clone();
+        wait_until("the stand-in page to connect", move || {
+            b.to_neko.lock().expect("lock").is_some()
+        })
+        .await;
+    }
+
+    let viewer = browser.open(&format!("http://{addr}/")).await;
+
+    // The exchange: init → request (video, no audio) → provide → answer → candidates → live.
+    viewer
+        .wait_for(
+            "window.__deskdViewer && __deskdViewer.status === 'live'",
+            "the viewer to be live",
+        )
+        .await;
+    let requests = bridge.viewer_sent("signal/request");
+    assert_eq!(
+        requests,
+        vec![
+            json!({"event": "signal/request", "payload": {"video": {}, "audio": {"disabled": true}}})
+        ]
+    );
+    let answers = bridge.viewer_sent("signal/answer");
+    assert_eq!(answers.len(), 1);
+    let sdp = answers[0]["payload"]["sdp"].as_str().unwrap_or_default();
+    assert!(
+        sdp.starts_with("v=0") && sdp.contains("a=setup:active"),
+        "answer SDP: {sdp}"
+    );
+    let sent_events: Vec<String> = bridge
+        .from_viewer
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|m| m["event"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let answer_at = sent_events.iter().position(|e| e == "signal/answer");
+    let first_candidate_at = sent_events.iter().position(|e| e == "signal/candidate");
+    assert!(
+        first_candidate_at.is_some() && answer_at < first_candidate_at,
+        "local candidates go after the answer: {sent_events:?}"
+    );
+
+    // The stand-in's canvas is decoded as 1280x720 video.
+    viewer
+        .wait_for(
+            "__deskdViewer.framesDecoded().then(n => n > 3)",
+            "decoded video frames",
+        )
+        .await;
+    let size = viewer
+        .wait_for(
+            "(() => { const v = document.getElementById('screen'); return v.videoWidth && [v.videoWidth, v.videoHeight]; })()",
+            "the video size",
+        )
+        .await;
+    // WebRTC may start below the canvas's 1280x720 (bandwidth estimation); the aspect ratio
+    // holds, and pointer mapping uses screen_size for coordinates, not the video size.
+    let (w, h) = (size[0].as_u64().unwrap_or(0), size[1].as_u64().unwrap_or(0));
+    assert!(w > 0 && w * 720 == h * 1280, "video size {size}");
+    // The data channel is neko's, and its cursor messages are drawn.
+    viewer
+        .wait_for(
+            "__deskdViewer.dataChannel === 'open' && __deskdViewer.cursorImages > 0 && __deskdViewer.cursorPositions > 0 && !document.getElementById('cursor').hidden",
+            "the remote cursor",
+        )
+        .await;
+    assert_eq!(viewer.eval("__deskdViewer.isHost").await, json!(false));
+    // No input yet: nothing sent, no control requested.
+    assert!(binary(&neko).await.is_empty());
+    assert!(bridge.viewer_sent("control/request").is_empty());
+    viewer.screenshot("viewer-live.png").await;
+
+    // A click in the middle of the picture: control is requested, then the move and the
+    // button arrive byte for byte (MOVE 640,360; BTN_DOWN 1; BTN_UP 1).
+    let rect = viewer
+        .eval("(() => { const r = document.getElementById('stage').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()")
+        .await;
+    let r: Vec<f64> = serde_json::from_value(rect).expect("stage rect");
+    let at = |x: f64, y: f64| pixel_centre(&r, x, y);
+    let (cx, cy) = at(640.0, 360.0);
+    viewer.mouse("mouseMoved", cx, cy, "none").await;
+    viewer.mouse("mousePressed", cx, cy, "left").await;
+    viewer.mouse("mouseReleased", cx, cy, "left").await;
+    wait_binary(
+        &neko,
+        &["01000402800168", "05000400000001", "06000400000001"],
+        "click",
+    )
+    .await;
+    assert_eq!(bridge.viewer_sent("control/request").len(), 1);
+    viewer
+        .wait_for("__deskdViewer.isHost", "host after control/host")
+        .await;
+    // In control with a remote cursor: the local one is hidden over the desktop.
+    assert_eq!(
+        viewer
+            .eval("getComputedStyle(document.getElementById('stage')).cursor")
+            .await,
+        json!("none")
+    );
+
+    // Through the letterbox: the picture's corners are desktop 0,0 and 1279,719; a right
+    // click there is MOVE + BTN 3; a press in the black bar above the picture is ignored.
+    clear_binary(&neko).await;
+    let (x0, y0) = at(0.0, 0.0);
+    viewer.mouse("mousePressed", x0, y0, "right").await;
+    viewer.mouse("mouseReleased", x0, y0, "right").await;
+    let (x1, y1) = at(1279.0, 719.0);
+    viewer.mouse("mouseMoved", x1, y1, "none").await;
+    let (_, above) = at(640.0, -10.0);
+    viewer.mouse("mousePressed", cx, above, "left").await;
+    viewer.mouse("mouseReleased", cx, above, "left").await;
+    wait_binary(
+        &neko,
+        &[
+            "01000400000000",
+            "05000400000003",
+            "06000400000003",
+            "01000404ff02cf",
+        ],
+        "right click at the picture's corner, move to the other",
+    )
+    .await;
+    assert!(r[3] > 1440.0 + 20.0, "the stage is letterboxed: {r:?}");
+
+    // Keys: Shift+1 arrives as Shift and "!" (the character typed), released in order.
+    clear_binary(&neko).await;
+    viewer
+        .key("rawKeyDown", "Shift", "ShiftLeft", 16, None)
+        .await;
+    viewer.key("keyDown", "!", "Digit1", 49, Some("!")).await;
+    viewer.key("keyUp", "!", "Digit1", 49, None).await;
+    viewer.key("keyUp", "Shift", "ShiftLeft", 16, None).await;
+    wait_binary(
+        &neko,
+        &[
+            "0300040000ffe1",
+            "03000400000021",
+            "04000400000021",
+            "0400040000ffe1",
+        ],
+        "Shift+1",
+    )
+    .await;
+
+    // Wheel down one notch: one SCROLL with delta_y = -1 (button 5), after a MOVE there.
+    clear_binary(&neko).await;
+    viewer
+        .call(
+            "Input.dispatchMouseEvent",
+            json!({ "type": "mouseWheel", "x": cx, "y": cy, "deltaX": 0, "deltaY": 120 }),
+        )
+        .await;
+    wait_binary(&neko, &["01000402800168", "0200050000ffff00"], "wheel").await;
+
+    // A key held while the focus leaves the desktop is released (nothing stuck).
+    clear_binary(&neko).await;
+    viewer.key("keyDown", "a", "KeyA", 65, Some("a")).await;
+    wait_binary(&neko, &["03000400000061"], "key a down").await;
+    viewer
+        .eval("document.getElementById('fullscreen').focus()")
+        .await;
+    wait_binary(
+        &neko,
+        &["03000400000061", "04000400000061"],
+        "release on blur",
+    )
+    .await;
+
+    // Paste: Ctrl+V with local text sets neko's clipboard and presses V over the WebSocket.
+    clear_binary(&neko).await;
+    viewer.mouse("mousePressed", cx, cy, "left").await;
+    viewer.mouse("mouseReleased", cx, cy, "left").await;
+    viewer
+        .eval("(() => { const e = new Event('paste', {bubbles: true, cancelable: true}); e.clipboardData = { getData: () => 'héllo wörld' }; document.getElementById('keys').dispatchEvent(e); })()")
+        .await;
+    {
+        let b = bridge.clone();
+        wait_until("control/paste", move || {
+            !b.viewer_sent("control/paste").is_empty()
+        })
+        .await;
+    }
+    assert_eq!(
+        bridge.viewer_sent("control/paste")[0]["payload"],
+        json!({"text": "héllo wörld"})
+    );
+
+    // The status line says live, with the desktop size and control.
+    let status = viewer
+        .eval("document.getElementById('status').textContent")
+        .await;
+    assert!(
+        status
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Live · 1280×720 · in control"),
+        "status: {status}"
+    );
+
+    // neko restarted: the relay closes with 4503; the viewer says so and comes back by itself.
+    let before = bridge.viewer_connections.load(Ordering::SeqCst);
+    bridge.close_viewer(4503, "neko restarted, retry");
+    viewer
+        .wait_for(
+            "__deskdViewer.closes.some(c => c.code === 4503 && c.kind === 'unavailable')",
+            "the 4503 close",
+        )
+        .await;
+    viewer
+        .wait_for(
+            "__deskdViewer.status === 'live' && __deskdViewer.connects === 2",
+            "live again after 4503",
+        )
+        .await;
+    assert_eq!(bridge.viewer_connections.load(Ordering::SeqCst), before + 1);
+    assert_eq!(bridge.viewer_sent("signal/request").len(), 2);
+
+    // A connection that goes silent (no heartbeat for 12.5 s) is dropped and redone.
+    bridge.mute.store(true, Ordering::SeqCst);
+    viewer
+        .wait_for(
+            "__deskdViewer.closes.some(c => c.reason === 'stale connection')",
+            "the stale connection to be noticed",
+        )
+        .await;
+    viewer
+        .wait_for(
+            "__deskdViewer.status === 'live' && __deskdViewer.connects === 3",
+            "live again after a stale connection",
+        )
+        .await;
+
+    // The token is no longer accepted: the next connection is refused with 401 and the
+    // viewer stops and says so instead of retrying forever.
+    bridge.refuse.store(401, Ordering::SeqCst);
+    bridge.close_viewer(1001, "deskd is shutting down");
+    viewer
+        .wait_for(
+            "__deskdViewer.status === 'unauthorized'",
+            "the unauthorized state",
+        )
+        .await;
+    let connects = viewer.eval("__deskdViewer.connects").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(viewer.eval("__deskdViewer.connects").await, connects);
+    let overlay = viewer
+        .eval("document.getElementById('overlay').hidden ? '' : document.getElementById('overlay-text').textContent")
+        .await;
+    assert!(
+        overlay
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Not authorized"),
+        "overlay: {overlay}"
+    );
+    assert_eq!(
+        viewer
+            .eval("document.getElementById('cursor').hidden")
+            .await,
+        json!(true),
+        "no stale remote cursor over a dead stream"
+    );
+    viewer.screenshot("viewer-unauthorized.png").await;
+}
