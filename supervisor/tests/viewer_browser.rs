@@ -909,3 +909,255 @@ async fn streams_and_sends_input() {
     );
     viewer.screenshot("viewer-unauthorized.png").await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Through the real deskd binary: Xvfb as `display`, the relay, and as `neko` this test binary
+// re-run as the shared neko stand-in (tests/support/neko_standin.rs) through a wrapper script.
+
+#[path = "support/neko_standin.rs"]
+mod neko_standin;
+
+const TOKEN: &str = "viewer-browser-test-token";
+
+/// Entry point of the fake neko program; run by the wrapper script, not by `cargo test`.
+#[test]
+#[ignore = "entry point of the fake neko program used by deskd_serves_the_page_only_with_the_token"]
+fn viewer_fake_neko() {
+    let Ok(bind) = std::env::var("DESKD_VIEWER_FAKE_NEKO_BIND") else {
+        return;
+    };
+    let api_token = std::env::var("NEKO_SESSION_API_TOKEN").expect("api token env");
+    runtime().block_on(async move {
+        let listener = TcpListener::bind(&bind).await.expect("bind neko addr");
+        let _standin = neko_standin::StandIn::start_on(
+            listener,
+            neko_standin::Options {
+                api_token,
+                heartbeat: Duration::from_secs(2),
+                ..Default::default()
+            },
+        )
+        .await;
+        std::future::pending::<()>().await;
+    });
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn free_display() -> u32 {
+    let start = 1200 + std::process::id() % 400;
+    (start..start + 400)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        })
+        .unwrap_or(start)
+}
+
+/// deskd, stopped with SIGTERM (then SIGKILL) on drop.
+struct Deskd {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Deskd {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET: (status, lower-cased headers, body).
+async fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.expect("write request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+#[test]
+fn deskd_serves_the_page_only_with_the_token() {
+    runtime().block_on(page_through_deskd());
+}
+
+async fn page_through_deskd() {
+    let dir = temp_dir("viewer-e2e");
+    let exe = std::env::current_exe().expect("test binary path");
+    let neko_port = free_port();
+    let wrapper = dir.join("fake-neko");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nDESKD_VIEWER_FAKE_NEKO_BIND=127.0.0.1:{neko_port} exec '{}' --exact viewer_fake_neko --ignored --nocapture --test-threads=1\n",
+            exe.display()
+        ),
+    )
+    .expect("write wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod wrapper");
+    let http_port = free_port();
+    let config = dir.join("deskd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[display]\nnumber = {}\nsize = \"1280x720\"\n\n\
+             [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
+             [neko]\nbinary = \"{}\"\nbind = \"127.0.0.1:{neko_port}\"\nnat1to1 = [\"127.0.0.1\"]\n",
+            free_display(),
+            wrapper.display()
+        ),
+    )
+    .expect("write config");
+    let child = Command::new(env!("CARGO_BIN_EXE_deskd"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .arg("--conf-d")
+        .arg(dir.join("no-conf.d"))
+        .env("DESKD_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn deskd");
+    let _deskd = Deskd {
+        child,
+        dir: dir.clone(),
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok()
+            && http_get(addr, "/readyz", &[]).await.0 == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "deskd never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Without the token: the page and its modules are refused.
+    assert_eq!(http_get(addr, "/", &[]).await.0, 401);
+    assert_eq!(http_get(addr, "/viewer/main.js", &[]).await.0, 401);
+    assert_eq!(
+        http_get(addr, "/", &[("Cookie", "deskd_token=wrong")])
+            .await
+            .0,
+        401
+    );
+    // With it: a cookie and a redirect to the clean URL, then the page with its policy.
+    let (status, headers, _) = http_get(addr, &format!("/?token={TOKEN}"), &[]).await;
+    assert_eq!(status, 303);
+    assert_eq!(header(&headers, "location"), "/");
+    let cookie = header(&headers, "set-cookie").to_string();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap_or_default().to_string();
+    let (status, headers, body) = http_get(addr, "/", &[("Cookie", &pair)]).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(r#"src="/viewer/main.js""#));
+    assert_eq!(header(&headers, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(
+        header(&headers, "content-security-policy"),
+        deskd::http::viewer::CONTENT_SECURITY_POLICY
+    );
+    let (status, headers, _) = http_get(addr, "/viewer/signaling.js", &[("Cookie", &pair)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        "text/javascript; charset=utf-8"
+    );
+
+    // In a browser: refused without the token, then the link with the token opens the page
+    // at a clean URL, and it reaches neko through the relay: system/init arrives and it asks
+    // for the stream.
+    let browser = Browser::launch().await;
+    let tab = browser.open(&format!("http://{addr}/")).await;
+    tab.wait_for(
+        "document.readyState === 'complete' && document.body.textContent.includes('Unauthorized')",
+        "the refusal page",
+    )
+    .await;
+    assert_eq!(
+        tab.eval("typeof window.__deskdViewer").await,
+        json!("undefined")
+    );
+
+    let tab = browser.open(&format!("http://{addr}/?token={TOKEN}")).await;
+    tab.wait_for(
+        "window.__deskdViewer && __deskdViewer.received.includes('system/init')",
+        "system/init from neko through the relay",
+    )
+    .await;
+    let url = tab.eval("location.href").await;
+    assert_eq!(
+        url,
+        json!(format!("http://{addr}/")),
+        "the token is gone from the URL"
+    );
+    let request = tab
+        .wait_for(
+            "__deskdViewer.sent.find(m => m.event === 'signal/request')",
+            "signal/request",
+        )
+        .await;
+    assert_eq!(
+        request,
+        json!({"event": "signal/request", "payload": {"video": {}, "audio": {"disabled": true}}})
+    );
+    let session = tab.eval("__deskdViewer.sessionId").await;
+    assert!(
+        session.as_str().is_some_and(|s| s.starts_with("viewer-")),
+        "neko session through the relay: {session}"
+    );
+}
