@@ -429,6 +429,8 @@ struct Bridge {
     /// Stop passing the stand-in's messages to the viewer (a silent, stale connection).
     mute: AtomicBool,
     viewer_connections: AtomicU64,
+    /// What `GET /api/agent` says.
+    agent_active: AtomicBool,
 }
 
 impl Bridge {
@@ -535,6 +537,12 @@ async fn serve_stand_in() -> (SocketAddr, Arc<Bridge>) {
         .route("/fakeneko/ws", get(fake_neko_ws))
         .route("/stream/signaling", get(signaling))
         .route("/readyz", get(|| async { "ok" }))
+        .route(
+            "/api/agent",
+            get(|State(b): State<Arc<Bridge>>| async move {
+                axum::Json(json!({ "active": b.agent_active.load(Ordering::SeqCst) }))
+            }),
+        )
         .with_state(bridge.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -831,6 +839,26 @@ async fn streams_and_sends_input() {
         bridge.viewer_sent("control/paste")[0]["payload"],
         json!({"text": "héllo wörld"})
     );
+
+    // An agent acting through the API shows in the status bar, and goes away again.
+    assert_eq!(
+        viewer.eval("document.getElementById('agent').hidden").await,
+        json!(true)
+    );
+    bridge.agent_active.store(true, Ordering::SeqCst);
+    viewer
+        .wait_for(
+            "!document.getElementById('agent').hidden",
+            "the agent indicator",
+        )
+        .await;
+    bridge.agent_active.store(false, Ordering::SeqCst);
+    viewer
+        .wait_for(
+            "document.getElementById('agent').hidden",
+            "the agent indicator to go",
+        )
+        .await;
 
     // The status line says live, with the desktop size and control.
     let status = viewer

@@ -19,6 +19,7 @@ const PING_MS = 5000;
 const PASTE_WAIT_MS = 300;
 const CONTROL_L = 0xffe3;
 const CONTROL_R = 0xffe4;
+const CONTROL_WAIT_MS = 2500;
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -51,6 +52,8 @@ const debug = {
   cursorPositions: 0,
   rttMs: null,
   connects: 0,
+  agentActive: false,
+  controlRefused: false,
   async framesDecoded() {
     const pc = session && session.pc;
     if (!pc) return 0;
@@ -111,7 +114,8 @@ function setStatus(state, detail = "") {
 function liveDetail() {
   const parts = [];
   if (debug.screen) parts.push(`${debug.screen.width}×${debug.screen.height}`);
-  parts.push(debug.isHost ? "in control" : "click to control");
+  if (debug.isHost) parts.push("in control");
+  else parts.push(debug.controlRefused ? "view only" : "click to control");
   if (debug.rttMs !== null) parts.push(`${debug.rttMs} ms`);
   return `· ${parts.join(" · ")}`;
 }
@@ -161,6 +165,7 @@ function onSession(s, ev, d) {
       break;
     case "host":
       debug.isHost = d.isHost;
+      if (d.isHost) debug.controlRefused = false;
       input.setHost(d.isHost);
       renderCursor();
       refreshLive();
@@ -392,7 +397,17 @@ const input = new InputController({
     if (dc && dc.readyState === "open") dc.send(buf);
   },
   requestControl: () => {
-    if (session) session.send("control/request");
+    if (!session) return;
+    const s = session;
+    s.send("control/request");
+    // neko answers a granted request with control/host; silence means it was refused (a
+    // view-only link, whose control messages the relay drops, or locked controls).
+    setTimeout(() => {
+      if (session === s && !debug.isHost) {
+        debug.controlRefused = true;
+        refreshLive();
+      }
+    }, CONTROL_WAIT_MS);
   },
 });
 
@@ -578,7 +593,35 @@ window.addEventListener("pagehide", () => {
   if (session) session.close(1000, "page closed");
 });
 
+// ---- "agent is acting" -----------------------------------------------------------------------
+
+// deskd's agent API says when an AI agent drives the desktop (GET /api/agent {active}); show it
+// so a person watching knows the pointer is not theirs to fight. Not there (no display, older
+// deskd): ask rarely.
+const AGENT_POLL_MS = 2000;
+const AGENT_IDLE_POLL_MS = 30000;
+
+async function pollAgent() {
+  let next = AGENT_POLL_MS;
+  try {
+    const r = await fetch("/api/agent", { credentials: "same-origin", cache: "no-store" });
+    if (r.ok) {
+      const a = await r.json();
+      const active = Boolean(a && a.active);
+      debug.agentActive = active;
+      els.agent.hidden = !active;
+    } else {
+      els.agent.hidden = true;
+      next = AGENT_IDLE_POLL_MS;
+    }
+  } catch {
+    next = AGENT_IDLE_POLL_MS;
+  }
+  setTimeout(pollAgent, document.hidden ? AGENT_IDLE_POLL_MS : next);
+}
+
 // ---- start ----------------------------------------------------------------------------------
 
 renderAudioButton();
 connect();
+pollAgent();
