@@ -214,11 +214,12 @@ pub fn can_unshare() -> Result<(), String> {
 /// once, so `N` orphans exit under whoever reaps orphans (PID 1 or a subreaper). It never
 /// waits for anything but its direct children, so as PID 1 itself it reaps no orphan (the
 /// negative control). Then it waits up to argv[2] seconds for zombies to disappear and
-/// prints `ppid=P orphans=N zombies=Z`, counting the zombies whose parent is the reaper of
+/// prints `ppid=P orphans=N zombies=Z elapsed=SECONDS` (storm start to no zombie left), counting the zombies whose parent is the reaper of
 /// the orphans (PID 1, or the script's parent when that is a subreaper).
 pub const STORM_PY: &str = r#"
 import os, sys, time
 n = int(sys.argv[1]); patience = float(sys.argv[2])
+t0 = time.monotonic()
 for _ in range(n):
     pid = os.fork()
     if pid == 0:
@@ -245,9 +246,10 @@ def zombies():
 deadline = time.time() + patience
 z = zombies()
 while z and time.time() < deadline:
-    time.sleep(0.05)
+    time.sleep(0.005)
     z = zombies()
-print('ppid=%d orphans=%d zombies=%d' % (os.getppid(), n, z), flush=True)
+elapsed = time.monotonic() - t0
+print('ppid=%d orphans=%d zombies=%d elapsed=%.4f' % (os.getppid(), n, z, elapsed), flush=True)
 "#;
 
 /// Parses `zombies=Z` from the storm script's output.
