@@ -1189,3 +1189,154 @@ async fn page_through_deskd() {
         "neko session through the relay: {session}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// With a real neko (DESKD_TEST_NEKO=/path/to/neko): video decoded in Chromium, and a click and
+// key presses in the page arriving in the X server, seen by a test X client window.
+
+#[path = "common/agent_x.rs"]
+mod agent_x;
+
+#[test]
+fn real_neko_video_and_input_reach_the_x_server() {
+    let Some(neko) = std::env::var_os("DESKD_TEST_NEKO") else {
+        println!("skipping: DESKD_TEST_NEKO is not set (path to a neko v3 binary)");
+        return;
+    };
+    assert!(
+        Path::new(&neko).exists(),
+        "DESKD_TEST_NEKO={} does not exist",
+        Path::new(&neko).display()
+    );
+    if in_private_network("real_neko_video_and_input_reach_the_x_server") {
+        runtime().block_on(real_neko(PathBuf::from(neko)));
+    }
+}
+
+async fn real_neko(neko: PathBuf) {
+    let dir = temp_dir("viewer-neko");
+    let http_port = free_port();
+    let display = free_display();
+    let config = dir.join("deskd.toml");
+    // pion does not use loopback: advertise the namespace's veth address (neko-protocol §7).
+    std::fs::write(
+        &config,
+        format!(
+            "[display]\nnumber = {display}\nsize = \"1280x720\"\n\n\
+             [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
+             [neko]\nbinary = \"{}\"\nbind = \"127.0.0.1:{}\"\nnat1to1 = [\"10.213.0.1\"]\naudio = false\n",
+            neko.display(),
+            free_port()
+        ),
+    )
+    .expect("write config");
+    let child = Command::new(env!("CARGO_BIN_EXE_deskd"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .arg("--conf-d")
+        .arg(dir.join("no-conf.d"))
+        .env("DESKD_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn deskd");
+    let _deskd = Deskd {
+        child,
+        dir: dir.clone(),
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok()
+            && http_get(addr, "/readyz", &[]).await.0 == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deskd with neko never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A window over the whole screen records what reaches the X server.
+    let x_display = format!(":{display}");
+    let mut window = tokio::task::spawn_blocking(move || {
+        let w = agent_x::TestWindow::open(&x_display, 0, 0, 1280, 720, "viewer target");
+        w.fill(0x3060a0, 0, 0, 1280, 720);
+        w.fill(0xe04040, 0, 0, 200, 100);
+        w
+    })
+    .await
+    .expect("test window");
+
+    let browser = Browser::launch().await;
+    let tab = browser.open(&format!("http://{addr}/?token={TOKEN}")).await;
+    tab.wait_for(
+        "window.__deskdViewer && __deskdViewer.status === 'live'",
+        "live with real neko",
+    )
+    .await;
+    tab.wait_for(
+        "__deskdViewer.framesDecoded().then(n => n > 5)",
+        "video frames from neko decoded",
+    )
+    .await;
+    tab.wait_for(
+        "document.getElementById('screen').videoWidth === 1280 && document.getElementById('screen').videoHeight === 720",
+        "1280x720 video",
+    )
+    .await;
+    tab.wait_for(
+        "__deskdViewer.dataChannel === 'open'",
+        "neko's data channel",
+    )
+    .await;
+    tab.screenshot("viewer-real-neko.png").await;
+
+    // A click at desktop (300, 200): neko makes the page host, then the press lands there.
+    let rect = tab
+        .eval("(() => { const r = document.getElementById('stage').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()")
+        .await;
+    let r: Vec<f64> = serde_json::from_value(rect).expect("stage rect");
+    let (x, y) = pixel_centre(&r, 300.0, 200.0);
+    tab.mouse("mouseMoved", x, y, "none").await;
+    tab.mouse("mousePressed", x, y, "left").await;
+    tab.mouse("mouseReleased", x, y, "left").await;
+    window = tokio::task::spawn_blocking(move || {
+        window.wait_for("ButtonPress at 300,200", |e| {
+            matches!(e, x11rb::protocol::Event::ButtonPress(b)
+                if b.detail == 1 && b.root_x == 300 && b.root_y == 200)
+        });
+        window.wait_for(
+            "ButtonRelease",
+            |e| matches!(e, x11rb::protocol::Event::ButtonRelease(b) if b.detail == 1),
+        );
+        window.clear();
+        window
+    })
+    .await
+    .expect("click in X");
+    tab.wait_for("__deskdViewer.isHost", "host").await;
+
+    // Keys: "a", then Shift+1 typed as "!".
+    tab.key("keyDown", "a", "KeyA", 65, Some("a")).await;
+    tab.key("keyUp", "a", "KeyA", 65, None).await;
+    tab.key("rawKeyDown", "Shift", "ShiftLeft", 16, None).await;
+    tab.key("keyDown", "!", "Digit1", 49, Some("!")).await;
+    tab.key("keyUp", "!", "Digit1", 49, None).await;
+    tab.key("keyUp", "Shift", "ShiftLeft", 16, None).await;
+    tokio::task::spawn_blocking(move || {
+        window.wait_until("the keys typed", |events| {
+            events
+                .iter()
+                .filter(|e| matches!(e, x11rb::protocol::Event::KeyRelease(_)))
+                .count()
+                >= 3
+        });
+        assert_eq!(window.typed_text(), "a!", "text typed in the X server");
+    })
+    .await
+    .expect("keys in X");
+}
