@@ -59,6 +59,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `deskd -- CMD`: straight to single mode, lean (see `single::command_from_args`).
+    if let Some(cmd) = deskd::single::command_from_args() {
+        return ExitCode::from(deskd::single::run(&cmd));
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         None if cli.single.is_empty() => {

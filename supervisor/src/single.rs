@@ -37,6 +37,21 @@ const SYNCHRONOUS: [libc::c_int; 6] = [
     libc::SIGTRAP,
 ];
 
+/// The command of `deskd -- CMD [ARGS...]` when that is exactly how deskd was invoked.
+///
+/// `main` checks this before building the full command-line parser and logging: single mode
+/// is benchmarked for idle memory against tini, and clap plus the log subscriber would keep
+/// about 1.5 MB of deskd's pages resident for nothing. Anything else (options before `--`,
+/// non-UTF-8 arguments) goes through the normal parser, which also handles single mode.
+pub fn command_from_args() -> Option<Vec<String>> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()? != "--" {
+        return None;
+    }
+    let cmd: Vec<String> = args.map(|a| a.into_string().ok()).collect::<Option<_>>()?;
+    (!cmd.is_empty()).then_some(cmd)
+}
+
 /// Runs `cmd` as the only child; returns deskd's exit code.
 pub fn run(cmd: &[String]) -> u8 {
     let Some(program) = cmd.first() else {
@@ -51,8 +66,9 @@ pub fn run(cmd: &[String]) -> u8 {
         }
     };
     if let OrphanReaping::No(err) = reaper::ensure_reaping_orphans() {
-        tracing::warn!(
-            "not PID 1 and cannot become a child subreaper ({err}); orphaned processes will not be reaped by deskd"
+        // eprintln, not tracing: on the fast path no log subscriber is installed.
+        eprintln!(
+            "deskd: warning: not PID 1 and cannot become a child subreaper ({err}); orphaned processes will not be reaped by deskd"
         );
     }
 
@@ -205,7 +221,7 @@ fn clean_group(group: Pid, set: &libc::sigset_t) {
             }
         }
         if let Some(signal) = next {
-            tracing::warn!("processes left in group {group} after SIGTERM; sending SIGKILL");
+            eprintln!("deskd: processes left in group {group} after SIGTERM; sending SIGKILL");
             let _ = killpg(group, signal);
         }
     }
