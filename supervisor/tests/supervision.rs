@@ -6,6 +6,8 @@
 #[path = "common/deskd_proc.rs"]
 mod deskd_proc;
 
+use std::os::unix::fs::PermissionsExt;
+
 use deskd_proc::*;
 
 /// Every test config binds HTTP to a free loopback port so tests can run in parallel.
@@ -417,4 +419,35 @@ restart = "never"
     assert_eq!(stdout[2], "bad \u{fffd} utf8");
     assert_eq!(stdout[3], "partial then rest");
     assert_eq!(stdout[4], "no newline at end");
+}
+
+#[test]
+fn service_runs_as_its_user_with_its_env() {
+    let dir = TempDir::new("user");
+    // The service, as nobody, writes its answer here.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = dir.join("who");
+    let config = format!(
+        r#"{HTTP}
+[[service]]
+name = "as_nobody"
+user = "nobody"
+env = {{ GREETING = "hello" }}
+command = ["sh", "-c", "echo $(id -u) $(id -g) $(id -G) $HOME $USER $GREETING > {out}; exec sleep 1000"]
+"#,
+        out = out.display()
+    );
+    let mut deskd = Deskd::run(&dir, &config, &[]);
+    assert!(
+        wait_until(PATIENCE, || !lines(&out).is_empty()),
+        "{}",
+        deskd.log_text()
+    );
+    assert_eq!(
+        lines(&out),
+        ["65534 65534 65534 /nonexistent nobody hello"],
+        "uid, gid, groups (root's groups dropped), HOME, USER, env"
+    );
+    deskd.signal(nix::libc::SIGTERM);
+    assert_eq!(deskd.wait_exit(PATIENCE).code(), Some(0));
 }
