@@ -33,6 +33,7 @@ const els = {
   status: $("status"),
   agent: $("agent"),
   audio: $("audio"),
+  keyboard: $("keyboard"),
   fullscreen: $("fullscreen"),
 };
 
@@ -433,12 +434,14 @@ const touch = new TouchGestures({
 
 els.stage.addEventListener("pointerdown", (ev) => {
   ev.preventDefault();
-  focusKeys();
   unmuteOnGesture();
   if (ev.pointerType === "touch") {
+    // Focusing the text field on a tap would pop up the on-screen keyboard every time; the
+    // Keyboard button does that on request.
     touch.down(ev.pointerId, ev.clientX, ev.clientY);
     return;
   }
+  focusKeys();
   const p = toDesktop(ev.clientX, ev.clientY);
   if (!p || !p.inside) return;
   try {
@@ -619,6 +622,13 @@ async function pollAgent() {
   }
   setTimeout(pollAgent, document.hidden ? AGENT_IDLE_POLL_MS : next);
 }
+
+// Touch screens: a button to bring up the on-screen keyboard (focusing the text field).
+if (window.matchMedia && window.matchMedia("(pointer: coarse)").matches) els.keyboard.hidden = false;
+els.keyboard.addEventListener("click", () => {
+  els.keys.blur();
+  els.keys.focus();
+});
 
 // ---- start ----------------------------------------------------------------------------------
 
