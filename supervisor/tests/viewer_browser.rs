@@ -797,6 +797,34 @@ async fn streams_and_sends_input() {
     )
     .await;
 
+    // A dead key sends nothing; the composed character it makes with the next key does
+    // (é = 0xe9, released by its physical key even though keyup says "e").
+    clear_binary(&neko).await;
+    viewer
+        .key("rawKeyDown", "Dead", "BracketLeft", 219, None)
+        .await;
+    viewer.key("keyUp", "Dead", "BracketLeft", 219, None).await;
+    viewer.key("keyDown", "é", "KeyE", 69, Some("é")).await;
+    viewer.key("keyUp", "e", "KeyE", 69, None).await;
+    // Text from an input method or on-screen keyboard: each character pressed and released
+    // (€ is Unicode keysym 0x010020ac).
+    viewer
+        .call("Input.insertText", json!({ "text": "ł€" }))
+        .await;
+    wait_binary(
+        &neko,
+        &[
+            "030004000000e9",
+            "040004000000e9",
+            "03000401000142",
+            "04000401000142",
+            "030004010020ac",
+            "040004010020ac",
+        ],
+        "dead key and inserted text",
+    )
+    .await;
+
     // Wheel down one notch: one SCROLL with delta_y = -1 (button 5), after a MOVE there.
     clear_binary(&neko).await;
     viewer

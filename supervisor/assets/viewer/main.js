@@ -14,6 +14,8 @@ const SIGNALING_PATH = "/stream/signaling";
 const STALE_MS = 12500; // neko's reference client: nothing received for 12.5 s = dead
 const WATCHDOG_MS = 2000;
 const OPEN_TIMEOUT_MS = 10000;
+const MEDIA_TIMEOUT_MS = 30000;
+const NO_MEDIA = "no media connection";
 const STABLE_MS = 5000; // live this long before the backoff starts over
 const PING_MS = 5000;
 const PASTE_WAIT_MS = 300;
@@ -102,8 +104,9 @@ const STATUS_TEXT = {
 
 let countdownTimer = null;
 
-function setStatus(state, detail = "") {
-  const text = detail ? `${STATUS_TEXT[state]} ${detail}` : STATUS_TEXT[state];
+function setStatus(state, detail = "", base = null) {
+  const head = base || STATUS_TEXT[state];
+  const text = detail ? `${head} ${detail}` : head;
   debug.status = state;
   debug.statusText = text;
   els.status.textContent = text;
@@ -149,6 +152,11 @@ function connect() {
   setTimeout(() => {
     if (session === s && !s.opened) s.close(4000, "open timeout");
   }, OPEN_TIMEOUT_MS);
+  setTimeout(() => {
+    // Signaling worked but media never flowed: usually the media UDP port is not reachable
+    // or [neko] nat1to1 advertises an address the browser cannot reach.
+    if (session === s && !s.everConnected) s.close(4000, NO_MEDIA);
+  }, MEDIA_TIMEOUT_MS);
 }
 
 function onSession(s, ev, d) {
@@ -185,8 +193,11 @@ function onSession(s, ev, d) {
     case "peer-state":
       debug.peer = d;
       if (d === "connected") {
+        s.everConnected = true;
         liveSince = Date.now();
         setStatus("live", liveDetail());
+      } else if (d === "disconnected" && debug.status === "live") {
+        setStatus("reconnecting", "…"); // ICE may recover by itself; "failed" comes if not
       } else if (d === "failed") {
         s.close(4000, "peer failed");
       }
@@ -230,8 +241,9 @@ async function onClosed(s, d) {
   liveSince = null;
   const delay = backoff.next();
   const state = kind === "unavailable" ? "unavailable" : "reconnecting";
+  const text = d.reason === NO_MEDIA ? "No video connection (is the media UDP port reachable?) — retrying" : null;
   const until = Date.now() + delay;
-  const tick = () => setStatus(state, `in ${Math.max(1, Math.ceil((until - Date.now()) / 1000))} s`);
+  const tick = () => setStatus(state, `in ${Math.max(1, Math.ceil((until - Date.now()) / 1000))} s`, text);
   tick();
   clearInterval(countdownTimer);
   countdownTimer = setInterval(tick, 250);
@@ -461,6 +473,7 @@ els.stage.addEventListener("pointermove", (ev) => {
   }
   const p = toDesktop(ev.clientX, ev.clientY);
   if (!p) return;
+  els.stage.classList.toggle("outside", !p.inside);
   if (!p.inside && input.buttons.size === 0) return;
   cursorState.local = { x: p.x, y: p.y };
   renderCursor();
