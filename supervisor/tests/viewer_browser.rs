@@ -868,6 +868,51 @@ async fn streams_and_sends_input() {
         json!({"text": "héllo wörld"})
     );
 
+    // Touch: a tap is a left click where the finger was.
+    clear_binary(&neko).await;
+    let (tx, ty) = at(10.0, 20.0);
+    let point = json!([{ "x": tx, "y": ty, "id": 1 }]);
+    viewer
+        .call(
+            "Input.dispatchTouchEvent",
+            json!({ "type": "touchStart", "touchPoints": point }),
+        )
+        .await;
+    viewer
+        .call(
+            "Input.dispatchTouchEvent",
+            json!({ "type": "touchEnd", "touchPoints": [] }),
+        )
+        .await;
+    wait_binary(
+        &neko,
+        &["010004000a0014", "05000400000001", "06000400000001"],
+        "tap",
+    )
+    .await;
+
+    // Sound: the button asks neko for audio on the live connection and unmutes the video.
+    viewer
+        .eval("document.getElementById('audio').click()")
+        .await;
+    {
+        let b = bridge.clone();
+        wait_until("signal/audio", move || {
+            !b.viewer_sent("signal/audio").is_empty()
+        })
+        .await;
+    }
+    assert_eq!(
+        bridge.viewer_sent("signal/audio")[0]["payload"],
+        json!({ "disabled": false })
+    );
+    assert_eq!(
+        viewer
+            .eval("[document.getElementById('screen').muted, document.getElementById('audio').getAttribute('aria-pressed')]")
+            .await,
+        json!([false, "true"])
+    );
+
     // An agent acting through the API shows in the status bar, and goes away again.
     assert_eq!(
         viewer.eval("document.getElementById('agent').hidden").await,
@@ -916,7 +961,13 @@ async fn streams_and_sends_input() {
         )
         .await;
     assert_eq!(bridge.viewer_connections.load(Ordering::SeqCst), before + 1);
-    assert_eq!(bridge.viewer_sent("signal/request").len(), 2);
+    let requests = bridge.viewer_sent("signal/request");
+    assert_eq!(requests.len(), 2);
+    // Sound stays on across the reconnect.
+    assert_eq!(
+        requests[1]["payload"]["audio"],
+        json!({ "disabled": false })
+    );
 
     // A connection that goes silent (no heartbeat for 12.5 s) is dropped and redone.
     bridge.mute.store(true, Ordering::SeqCst);
