@@ -12,7 +12,6 @@
 //! and `PID1_BENCH_ORPHANS` to change the work.
 
 #[path = "../tests/common/deskd_proc.rs"]
-#[allow(dead_code)]
 mod deskd_proc;
 
 use std::io::{BufRead, BufReader, Read};

@@ -187,17 +187,14 @@ fn wait_for_child(child: Pid, set: &libc::sigset_t) -> ExitStatus {
     }
 }
 
+/// Forwards any signal, real-time ones included (which `nix::Signal` cannot name).
 fn forward(group: Pid, sig: libc::c_int) {
-    let Ok(signal) = Signal::try_from(sig) else {
-        return;
-    };
-    match killpg(group, signal) {
-        Ok(()) => tracing::debug!("forwarded {} to process group {group}", signal.as_str()),
-        Err(nix::errno::Errno::ESRCH) => {}
-        Err(err) => tracing::warn!(
-            "cannot forward {} to process group {group}: {err}",
-            signal.as_str()
-        ),
+    // SAFETY: plain syscall.
+    if unsafe { libc::killpg(group.as_raw(), sig) } != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ESRCH) {
+            eprintln!("deskd: cannot forward signal {sig} to process group {group}: {err}");
+        }
     }
 }
 
