@@ -723,6 +723,11 @@ async fn streams_and_sends_input() {
     assert!(binary(&neko).await.is_empty());
     assert!(bridge.viewer_sent("control/request").is_empty());
     viewer.screenshot("viewer-live.png").await;
+    assert_eq!(
+        viewer.eval("__deskdViewer.cspViolations").await,
+        json!([]),
+        "the page works within its Content-Security-Policy"
+    );
 
     // A click in the middle of the picture: control is requested, then the move and the
     // button arrive byte for byte (MOVE 640,360; BTN_DOWN 1; BTN_UP 1).

@@ -70,6 +70,12 @@ const debug = {
 };
 window.__deskdViewer = debug;
 
+// Anything the Content-Security-Policy blocks is a bug in the page; keep it visible.
+debug.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  remember(debug.cspViolations, `${e.effectiveDirective} ${e.blockedURI}`);
+});
+
 function remember(list, item) {
   list.push(item);
   if (list.length > 500) list.shift();
