@@ -1,9 +1,187 @@
-//! The agent API under `/api/`: display info, screenshots, input, clipboard, windows.
+//! The agent API under `/api/`: display info, screenshots, input, clipboard, windows, and
+//! the "agent is acting" indicator. Thin: parses the request, runs the blocking
+//! [`Desktop`] call on tokio's blocking pool, maps [`DesktopError`] to a status with
+//! `{"error": "..."}`.
+//!
+//! Access: the router's auth layer already requires a token on every route here and refuses
+//! the view token on every method but GET/HEAD, so `POST /api/input`, `POST /api/clipboard`
+//! and `POST /api/windows/{id}/focus` need the control token. `GET /api/clipboard` also
+//! needs it ([`RequireControl`]): the clipboard may hold secrets a watcher should not read.
 
-use axum::Router;
+use std::sync::Arc;
 
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::auth::RequireControl;
 use super::AppState;
+use crate::desktop::{Desktop, DesktopError, ScreenshotRequest};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/display", get(display))
+        .route("/api/screenshot", get(screenshot))
+        .route("/api/input", post(input))
+        .route("/api/clipboard", get(clipboard_get).post(clipboard_set))
+        .route("/api/windows", get(windows))
+        .route("/api/windows/{id}/focus", post(focus))
+        .route("/api/agent", get(agent))
+}
+
+/// An API failure as `{"error": "..."}` with its status; never cached.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response();
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+impl From<DesktopError> for ApiError {
+    fn from(e: DesktopError) -> Self {
+        let status = match &e {
+            DesktopError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            DesktopError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            DesktopError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            DesktopError::NotFound(_) => StatusCode::NOT_FOUND,
+            DesktopError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            DesktopError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            DesktopError::Encode(_) | DesktopError::X11(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::warn!(error = %e, "agent API request failed");
+        }
+        ApiError(status, e.to_string())
+    }
+}
+
+/// JSON with `Cache-Control: no-store`.
+fn json<T: Serialize>(value: T) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], Json(value)).into_response()
+}
+
+/// Runs a blocking desktop call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Desktop) -> Result<T, DesktopError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let Some(desktop) = state.desktop.clone() else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "display unavailable: deskd runs no display ([display] is not configured)".into(),
+        ));
+    };
+    let desktop: Arc<Desktop> = desktop;
+    match tokio::task::spawn_blocking(move || f(&desktop)).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => {
+            tracing::error!(error = %e, "agent API task failed");
+            Err(ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error".into(),
+            ))
+        }
+    }
+}
+
+async fn display(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(json(blocking(&state, |d| d.display_info()).await?))
+}
+
+async fn screenshot(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let req = ScreenshotRequest::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let shot = blocking(&state, move |d| d.screenshot(&req)).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, shot.format.content_type()),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        shot.bytes,
+    )
+        .into_response())
+}
+
+async fn input(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    Ok(json(blocking(&state, move |d| d.input(&body)).await?))
+}
+
+#[derive(Serialize)]
+struct ClipboardText {
+    /// `null` when nobody owns the clipboard or it holds no text.
+    text: Option<String>,
+}
+
+async fn clipboard_get(
+    _control: RequireControl,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
+    let text = blocking(&state, |d| d.clipboard_get()).await?;
+    Ok(json(ClipboardText { text }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetClipboard {
+    text: String,
+}
+
+async fn clipboard_set(
+    State(state): State<AppState>,
+    body: Result<Json<SetClipboard>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(SetClipboard { text }) =
+        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    blocking(&state, move |d| d.clipboard_set(text)).await?;
+    Ok(json(serde_json::json!({ "ok": true })))
+}
+
+async fn windows(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let windows = blocking(&state, |d| d.windows()).await?;
+    Ok(json(serde_json::json!({ "windows": windows })))
+}
+
+/// A window id in decimal or `0x` hex (as xwininfo prints them).
+fn parse_window_id(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+async fn focus(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(id) = parse_window_id(&id) else {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("window id `{id}` is not a number (decimal or 0x hex)"),
+        ));
+    };
+    blocking(&state, move |d| d.focus_window(id)).await?;
+    Ok(json(serde_json::json!({ "ok": true, "id": id })))
+}
+
+async fn agent(State(state): State<AppState>) -> Result<Response, ApiError> {
+    match &state.desktop {
+        Some(d) => Ok(json(d.activity())),
+        None => Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "display unavailable: deskd runs no display".into(),
+        )),
+    }
 }
