@@ -603,7 +603,9 @@ fn in_private_network(name: &str) -> bool {
         return true;
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let setup = "ip link set lo up && ip link add v0 type veth peer name v1 \
+    let setup =
+        "command -v ip >/dev/null || { echo 'ip (apt iproute2) is missing' >&2; exit 98; }; \
+         ip link set lo up && ip link add v0 type veth peer name v1 \
          && ip addr add 10.213.0.1/30 dev v0 && ip addr add 10.213.0.2/30 dev v1 \
          && ip link set v0 up && ip link set v1 up && ip route add default dev v0 \
          || { echo 'network namespace setup failed' >&2; exit 97; }; exec \"$0\" \"$@\"";
@@ -935,6 +937,60 @@ async fn streams_and_sends_input() {
         .wait_for(
             "document.getElementById('agent').hidden",
             "the agent indicator to go",
+        )
+        .await;
+
+    // A phone-sized window at device pixel ratio 3: the picture is letterboxed the other way
+    // round and a desktop pixel is a third of a CSS pixel; clicks still land on the pixel.
+    viewer
+        .call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 420, "height": 860, "deviceScaleFactor": 3, "mobile": false }),
+        )
+        .await;
+    let small = viewer
+        .wait_for(
+            "(() => { const r = document.getElementById('stage').getBoundingClientRect(); return r.width < 500 && [r.left, r.top, r.width, r.height]; })()",
+            "the small layout",
+        )
+        .await;
+    let rs: Vec<f64> = serde_json::from_value(small).expect("stage rect");
+    assert_eq!(viewer.eval("devicePixelRatio").await, json!(3));
+    clear_binary(&neko).await;
+    for (x, y) in [(1000.0, 500.0), (3.0, 717.0)] {
+        let (px, py) = pixel_centre(&rs, x, y);
+        viewer.mouse("mousePressed", px, py, "left").await;
+        viewer.mouse("mouseReleased", px, py, "left").await;
+    }
+    wait_binary(
+        &neko,
+        &[
+            "01000403e801f4",
+            "05000400000001",
+            "06000400000001",
+            "010004000302cd",
+            "05000400000001",
+            "06000400000001",
+        ],
+        "clicks at DPR 3 in a narrow window",
+    )
+    .await;
+    // The drawn cursor follows: its hotspot (0,0) is at the last click, desktop (3, 717).
+    let (px, py) = pixel_centre(&rs, 3.0, 717.0);
+    let drawn = viewer
+        .eval("(() => { const r = document.getElementById('cursor').getBoundingClientRect(); return [r.left, r.top]; })()")
+        .await;
+    let d: Vec<f64> = serde_json::from_value(drawn).expect("cursor rect");
+    let scale = rs[2] / 1280.0;
+    assert!(
+        (d[0] - px).abs() <= scale && (d[1] - py).abs() <= scale,
+        "cursor drawn at {d:?}, pointer at {px},{py}"
+    );
+    viewer.screenshot("viewer-narrow-dpr3.png").await;
+    viewer
+        .call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": VIEWPORT.0, "height": VIEWPORT.1, "deviceScaleFactor": 1, "mobile": false }),
         )
         .await;
 

@@ -468,6 +468,7 @@ els.stage.addEventListener("pointerdown", (ev) => {
     /* pointer already gone */
   }
   cursorState.local = { x: p.x, y: p.y };
+  renderCursor();
   input.move(p.x, p.y);
   input.buttonDown(xButton(ev.button));
 });
@@ -513,6 +514,8 @@ els.stage.addEventListener(
     if (!p || !p.inside) return;
     const steps = wheel.add(ev.deltaX, ev.deltaY, ev.deltaMode, ev.timeStamp);
     if (steps.x === 0 && steps.y === 0) return;
+    cursorState.local = { x: p.x, y: p.y };
+    renderCursor();
     input.move(p.x, p.y);
     // Ctrl+wheel (also trackpad pinch) zooms; if Ctrl is already held on the desktop, neko's
     // own Ctrl press/release around the scroll would release it, so do not ask for it.
