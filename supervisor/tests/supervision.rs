@@ -451,3 +451,42 @@ command = ["sh", "-c", "echo $(id -u) $(id -g) $(id -G) $HOME $USER $GREETING > 
     deskd.signal(nix::libc::SIGTERM);
     assert_eq!(deskd.wait_exit(PATIENCE).code(), Some(0));
 }
+
+#[test]
+fn service_mode_as_pid1_reaps_an_orphan_storm() {
+    if let Err(reason) = can_unshare() {
+        eprintln!("SKIPPED: cannot create a PID namespace: {reason}");
+        return;
+    }
+    let dir = TempDir::new("run-pid1");
+    let script = dir.write("storm.py", STORM_PY);
+    let cfg = dir.write("deskd.toml", HTTP);
+    let conf_d = dir.join("conf.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", deskd_bin()])
+        .args(["run", "--log-format", "json", "-c"])
+        .arg(&cfg)
+        .arg("--conf-d")
+        .arg(&conf_d)
+        .args(["--", "python3"])
+        .arg(&script)
+        .args(["2000", "20"])
+        .env("DESKD_TOKEN", "test-token-not-secret")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run unshare");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "main exited 0: {log}");
+    // The script's report is a line of the main service's output, logged by deskd.
+    let report = log
+        .lines()
+        .find(|l| l.contains("orphans=2000"))
+        .unwrap_or_else(|| panic!("no report: {log}"));
+    assert!(report.contains("ppid=1 "), "deskd must be PID 1: {report}");
+    assert_eq!(
+        zombies_in(report.replace('"', " ").as_str()),
+        Some(0),
+        "{report}"
+    );
+}
