@@ -474,6 +474,11 @@ impl Core {
                     (None, ServiceState::Starting) => {
                         Some(format!("waiting for {}", self.specs[i].ready.describe()))
                     }
+                    (None, ServiceState::Stopping) => Some("stopping".to_string()),
+                    (None, ServiceState::Stopped) => Some(match &s.last_exit {
+                        Some(exit) => format!("stopped ({exit})"),
+                        None => "stopped".to_string(),
+                    }),
                     _ => None,
                 };
                 ServiceStatus {
@@ -695,6 +700,11 @@ mod tests {
         assert_eq!(t.state(0), ServiceState::Stopped);
         assert_eq!(t.exit(1, ExitStatus::Exited(3)), []);
         assert_eq!(t.state(1), ServiceState::Stopped);
+        let snap = t.core.snapshot();
+        assert_eq!(
+            snap.get("b").unwrap().reason.as_deref(),
+            Some("stopped (exited with status 3)")
+        );
     }
 
     #[test]
