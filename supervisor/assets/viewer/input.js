@@ -156,6 +156,20 @@ export class InputController {
     }
   }
 
+  /**
+   * Windows reports AltGr as Control + AltGraph: before a character typed with AltGr, release
+   * the Control that came with it, or the desktop would see Ctrl+@ instead of @.
+   * Returns the keysyms released.
+   */
+  releaseControlForAltGr() {
+    const released = [];
+    for (const code of ["ControlLeft", "ControlRight"]) {
+      const keysym = this.keys.get(code);
+      if (keysym !== undefined) released.push(this.keyUp(code, keysym));
+    }
+    return released;
+  }
+
   heldKeysyms() {
     return [...this.keys.values()];
   }

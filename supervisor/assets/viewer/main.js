@@ -559,6 +559,7 @@ els.keys.addEventListener("keydown", (ev) => {
   }
   ev.preventDefault();
   if (ev.repeat) return; // X repeats held keys by itself
+  if ([...ev.key].length === 1 && ev.getModifierState && ev.getModifierState("AltGraph")) input.releaseControlForAltGr();
   input.keyDown(ev.code, keysym);
 });
 

@@ -142,3 +142,16 @@ test("wheel: lines and pages", () => {
   assert.deepEqual(w.add(0, 3, 1, 0), { x: 0, y: -1 });
   assert.deepEqual(w.add(0, 1, 2, 10), { x: 0, y: -3 });
 });
+
+test("AltGr from Windows (Control + AltGraph): Control is released before the character", () => {
+  const { c, sent } = rig();
+  c.setChannelOpen(true);
+  c.setHost(true);
+  c.keyDown("ControlLeft", 0xffe3);
+  c.keyDown("AltRight", 0xfe03);
+  assert.deepEqual(c.releaseControlForAltGr(), [0xffe3]);
+  c.keyDown("KeyQ", 0x40); // "@" on a German layout
+  assert.deepEqual(sent, ["0300040000ffe3", "0300040000fe03", "0400040000ffe3", "03000400000040"]);
+  assert.equal(c.keyUp("ControlLeft", 0xffe3), null); // its keyup later is a no-op
+  assert.deepEqual(c.releaseControlForAltGr(), []);
+});
