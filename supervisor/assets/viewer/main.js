@@ -647,7 +647,9 @@ async function pollAgent() {
 }
 
 // Touch screens: a button to bring up the on-screen keyboard (focusing the text field).
+// Elsewhere the desktop takes the keyboard at once, so typing works without a first click.
 if (window.matchMedia && window.matchMedia("(pointer: coarse)").matches) els.keyboard.hidden = false;
+else focusKeys();
 els.keyboard.addEventListener("click", () => {
   els.keys.blur();
   els.keys.focus();
