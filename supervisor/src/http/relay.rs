@@ -232,6 +232,11 @@ pub struct Policy {
     pub stall_timeout: Duration,
 }
 
+/// Read buffer of each WebSocket (browser and neko side). tungstenite's default is 128 KiB
+/// per socket, which made an idle relay cost about 265 KiB; signaling messages are small, and
+/// a larger message is simply read in several chunks.
+pub const READ_BUFFER: usize = 8 * 1024;
+
 /// How long closing handshakes may take once a relay has ended.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -610,6 +615,7 @@ pub async fn connect_neko(
             .map_err(|source| NekoWsError::Connect { addr, source })?;
         let _ = tcp.set_nodelay(true);
         let config = tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(max_frame_bytes))
             .max_frame_size(Some(max_frame_bytes));
         let (socket, _resp) = tokio_tungstenite::client_async_with_config(req, tcp, Some(config))
@@ -818,6 +824,7 @@ async fn signaling(
     let status = state.status.clone();
     let closing = relay.closing.clone();
     upgrade
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(relay.max_frame_bytes)
         .max_frame_size(relay.max_frame_bytes)
         .on_upgrade(move |socket| async move {
