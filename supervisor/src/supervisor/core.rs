@@ -308,13 +308,15 @@ impl Core {
             self.failed_run(svc, status.to_string(), actions);
         } else {
             tracing::info!(service = %name, "{status}; not restarted (restart = {policy:?})");
-            self.svcs[svc].state = ServiceState::Stopped;
             if critical && !status.success() {
                 self.svcs[svc].state = ServiceState::Failed;
                 self.begin_shutdown(Outcome::CriticalFailed {
                     service: name,
                     reason: status.to_string(),
                 });
+            } else {
+                self.svcs[svc].state = ServiceState::Stopped;
+                self.warn_stranded(svc);
             }
         }
     }
@@ -338,6 +340,8 @@ impl Core {
                     service,
                     reason: why,
                 });
+            } else {
+                self.warn_stranded(svc);
             }
             return;
         }
@@ -355,6 +359,23 @@ impl Core {
             epoch: s.timer_epoch,
             delay,
         });
+    }
+
+    /// `svc` is down for good: say which services now wait for it forever.
+    fn warn_stranded(&self, svc: usize) {
+        let waiting: Vec<&str> = self
+            .plan
+            .dependents(svc)
+            .into_iter()
+            .map(|d| self.plan.name(d))
+            .collect();
+        if !waiting.is_empty() && !self.shutting_down {
+            tracing::warn!(
+                service = %self.specs[svc].name,
+                "will not be started again; {} cannot start without it",
+                waiting.join(", ")
+            );
+        }
     }
 
     /// A dependency of `svc` went down: stop it (if running) and start it again once the
