@@ -12,7 +12,12 @@
 //! of its own (`unshare --map-root-user --net`) with a veth pair: all ICE traffic stays there.
 //!
 //! `deskd_serves_the_page_only_with_the_token` runs the real deskd binary: without the token
-//! the page is refused; with it the browser gets the cookie, the page, and reaches the relay.
+//! the page is refused; with it there is a cookie, a redirect and the page with its policy (no
+//! browser needed). `deskd_page_reaches_neko_through_the_relay_in_chromium` does the same in
+//! Chromium and follows the page to neko through the relay.
+//!
+//! Every test here but `deskd_serves_the_page_only_with_the_token` needs Chromium
+//! (`/usr/bin/chromium`, or `DESKD_TEST_CHROMIUM`).
 //!
 //! `real_neko_*` needs a real neko (`DESKD_TEST_NEKO`) and skips with a reason otherwise.
 
@@ -36,6 +41,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+/// Chromium's Debian path; `DESKD_TEST_CHROMIUM` overrides it (e.g. a Nix store path).
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// What a failed wait prints about the page (the viewer's debug object or the stand-in's).
 const DIAGNOSTICS: &str = "JSON.stringify({ url: location.href, viewer: window.__deskdViewer, \
@@ -73,12 +79,14 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 impl Browser {
     async fn launch() -> Browser {
+        let chromium =
+            std::env::var("DESKD_TEST_CHROMIUM").unwrap_or_else(|_| CHROMIUM.to_string());
         assert!(
-            Path::new(CHROMIUM).exists(),
-            "{CHROMIUM} is missing (apt install chromium)"
+            Path::new(&chromium).exists(),
+            "{chromium} is missing (apt install chromium, or set DESKD_TEST_CHROMIUM)"
         );
         let profile = temp_dir("chromium");
-        let mut cmd = Command::new(CHROMIUM);
+        let mut cmd = Command::new(&chromium);
         cmd.args([
             "--headless",
             "--no-sandbox",
@@ -1089,7 +1097,7 @@ const TOKEN: &str = "viewer-browser-test-token";
 
 /// Entry point of the fake neko program; run by the wrapper script, not by `cargo test`.
 #[test]
-#[ignore = "entry point of the fake neko program used by deskd_serves_the_page_only_with_the_token"]
+#[ignore = "entry point of the fake neko program used by the deskd tests of this file"]
 fn viewer_fake_neko() {
     let Ok(bind) = std::env::var("DESKD_VIEWER_FAKE_NEKO_BIND") else {
         return;
@@ -1117,8 +1125,12 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A display number with no X lock or socket; tests of this binary run in parallel, so each
+/// call starts its search at a different number.
 fn free_display() -> u32 {
-    let start = 1200 + std::process::id() % 400;
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed) as u32;
+    let start = 1200 + (std::process::id() % 100) * 4 + call * 400;
     (start..start + 400)
         .find(|n| {
             !Path::new(&format!("/tmp/.X{n}-lock")).exists()
@@ -1194,10 +1206,16 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
 
 #[test]
 fn deskd_serves_the_page_only_with_the_token() {
-    runtime().block_on(page_through_deskd());
+    runtime().block_on(page_needs_the_token());
 }
 
-async fn page_through_deskd() {
+#[test]
+fn deskd_page_reaches_neko_through_the_relay_in_chromium() {
+    runtime().block_on(page_reaches_the_relay());
+}
+
+/// deskd run with Xvfb and the neko stand-in, ready; stopped when the guard drops.
+async fn deskd_with_standin() -> (Deskd, SocketAddr) {
     let dir = temp_dir("viewer-e2e");
     let exe = std::env::current_exe().expect("test binary path");
     let neko_port = free_port();
@@ -1239,7 +1257,7 @@ async fn page_through_deskd() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn deskd");
-    let _deskd = Deskd {
+    let deskd = Deskd {
         child,
         dir: dir.clone(),
     };
@@ -1254,7 +1272,11 @@ async fn page_through_deskd() {
         assert!(Instant::now() < deadline, "deskd never became ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    (deskd, addr)
+}
 
+async fn page_needs_the_token() {
+    let (_deskd, addr) = deskd_with_standin().await;
     // Without the token: the page and its modules are refused.
     assert_eq!(http_get(addr, "/", &[]).await.0, 401);
     assert_eq!(http_get(addr, "/viewer/main.js", &[]).await.0, 401);
@@ -1285,7 +1307,10 @@ async fn page_through_deskd() {
         header(&headers, "content-type"),
         "text/javascript; charset=utf-8"
     );
+}
 
+async fn page_reaches_the_relay() {
+    let (_deskd, addr) = deskd_with_standin().await;
     // In a browser: refused without the token, then the link with the token opens the page
     // at a clean URL, and it reaches neko through the relay: system/init arrives and it asks
     // for the stream.
