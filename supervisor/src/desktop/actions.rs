@@ -465,7 +465,7 @@ mod tests {
             vec![r#"{"action":"wait","ms":0}"#; MAX_ACTIONS + 1].join(",")
         );
         assert!(matches!(parse_err(&many), ActionError::Invalid(_)));
-        let long = format!("[{}]", vec![r#"{"action":"wait","ms":60000}"#; 3].join(","));
+        let long = format!("[{}]", [r#"{"action":"wait","ms":60000}"#; 3].join(","));
         assert!(matches!(parse_err(&long), ActionError::Invalid(_)));
     }
 }
