@@ -234,9 +234,11 @@ fn unix_ms() -> u64 {
 pub struct Desktop {
     display: String,
     type_delay: Duration,
-    /// Input, windows and display queries share one connection, so input is applied in
-    /// request order.
+    /// Input and window focus share one connection, so they are applied in request order.
     session: Mutex<Option<Session>>,
+    /// Read-only queries (display info, window list) have their own, so they never wait
+    /// behind a long input request.
+    query: Mutex<Option<Session>>,
     /// Screenshots use their own connection (and SHM segment) so they never wait on input.
     capture: Mutex<Option<screenshot::Capturer>>,
     /// The clipboard owner thread of the last `POST /api/clipboard`, if it still owns it.
@@ -256,6 +258,7 @@ impl Desktop {
             display: display_name.to_string(),
             type_delay: settings.type_delay,
             session: Mutex::new(None),
+            query: Mutex::new(None),
             capture: Mutex::new(None),
             clipboard: Mutex::new(None),
             in_progress: AtomicU64::new(0),
@@ -272,7 +275,7 @@ impl Desktop {
 
     /// Screen size, depth and pointer position.
     pub fn display_info(&self) -> Result<DisplayInfo, DesktopError> {
-        with_session(&self.session, &self.display, |s| {
+        with_session(&self.query, &self.display, |s| {
             let (width, height) = s.screen_size()?;
             let p = s.conn.query_pointer(s.root)?.reply()?;
             Ok(DisplayInfo {
@@ -355,7 +358,7 @@ impl Desktop {
 
     /// Top-level windows, topmost last.
     pub fn windows(&self) -> Result<Vec<WindowInfo>, DesktopError> {
-        with_session(&self.session, &self.display, windows::list)
+        with_session(&self.query, &self.display, windows::list)
     }
 
     /// Focuses and raises window `id` (an id from [`Desktop::windows`]).

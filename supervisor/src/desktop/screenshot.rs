@@ -318,7 +318,8 @@ impl Capturer {
                 r
             }
         };
-        let mut rgb = self.capture(region)?;
+        let full = self.format.stride(usize::from(geometry.width)) * usize::from(geometry.height);
+        let mut rgb = self.capture(region, full)?;
         if req.cursor && self.xfixes {
             if let Ok(c) = self.conn.xfixes_get_cursor_image()?.reply() {
                 image::draw_argb(
@@ -347,12 +348,13 @@ impl Capturer {
         })
     }
 
-    /// The pixels of `region` as RGB, through SHM if possible.
-    fn capture(&mut self, r: Region) -> Result<Rgb, DesktopError> {
+    /// The pixels of `region` as RGB, through SHM if possible. `full` is the size of a
+    /// whole-screen image, which the SHM segment is made for.
+    fn capture(&mut self, r: Region, full: usize) -> Result<Rgb, DesktopError> {
         let (w, h) = (usize::from(r.width), usize::from(r.height));
         let len = self.format.stride(w) * h;
         if self.shm_ok {
-            match self.capture_shm(r, len) {
+            match self.capture_shm(r, len, full) {
                 Ok(rgb) => return Ok(rgb),
                 Err(e @ DesktopError::Unavailable(_)) => return Err(e),
                 Err(e) => {
@@ -377,14 +379,14 @@ impl Capturer {
         image::to_rgb(&reply.data, w, h, &self.format)
     }
 
-    fn capture_shm(&mut self, r: Region, len: usize) -> Result<Rgb, DesktopError> {
+    fn capture_shm(&mut self, r: Region, len: usize, full: usize) -> Result<Rgb, DesktopError> {
         if self.shm.as_ref().map_or(true, |s| s.len < len) {
             if let Some(old) = self.shm.take() {
                 self.conn.shm_detach(old.seg)?;
             }
             // Room for the whole screen, so region changes do not reallocate.
-            let segment =
-                ShmSegment::create(&self.conn, len.max(4096)).map_err(DesktopError::X11)?;
+            let segment = ShmSegment::create(&self.conn, len.max(full).max(4096))
+                .map_err(DesktopError::X11)?;
             self.shm = Some(segment);
         }
         let Some(segment) = self.shm.as_ref() else {
