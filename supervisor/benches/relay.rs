@@ -436,7 +436,7 @@ fn bench() {
 
     let rt = runtime();
     println!(
-        "relay benchmark: latency = {LAT_N} round trips of 64 B; throughput = {TP_N} x {TP_SIZE} B pipelined; memory = {IDLE_N} idle connections"
+        "relay benchmark: latency = {LAT_N} round trips of 64 B; throughput = best of 3 x {TP_N} x {TP_SIZE} B pipelined; memory = {IDLE_N} idle connections"
     );
     println!(
         "{:<12} {:>10} {:>10} {:>14} {:>10} {:>14}",
@@ -445,7 +445,10 @@ fn bench() {
     let mut results = Vec::new();
     for (name, target, pid) in &targets {
         let (p50, p99) = rt.block_on(latency(*target));
-        let tp = rt.block_on(throughput(*target));
+        // Best of three: the machine is shared, and the best run is the least disturbed one.
+        let tp = (0..3)
+            .map(|_| rt.block_on(throughput(*target)))
+            .fold(0.0, f64::max);
         let mem = pid.map(|p| rt.block_on(idle_memory(*target, p)));
         println!(
             "{:<12} {:>10.1} {:>10.1} {:>14.0} {:>10.1} {:>14}",

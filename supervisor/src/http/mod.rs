@@ -67,6 +67,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let relay = state.relay.clone();
     let app = router(state);
+    // Signaling is small messages in both directions: no Nagle delay on the browser side.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.cancelled().await;

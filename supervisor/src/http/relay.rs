@@ -434,11 +434,15 @@ where
     S: Sink<Frame> + Unpin,
     S::Error: std::fmt::Display,
 {
-    while let Some(frame) = rx.recv().await {
-        if matches!(frame, Frame::Close(_)) {
-            return sink.send(frame).await.map_err(|e| e.to_string());
+    let mut batch = Vec::with_capacity(16);
+    // Takes everything queued at once (up to 16), writes it, flushes once.
+    while rx.recv_many(&mut batch, 16).await > 0 {
+        for frame in batch.drain(..) {
+            if matches!(frame, Frame::Close(_)) {
+                return sink.send(frame).await.map_err(|e| e.to_string());
+            }
+            sink.feed(frame).await.map_err(|e| e.to_string())?;
         }
-        sink.feed(frame).await.map_err(|e| e.to_string())?;
         if rx.is_empty() {
             sink.flush().await.map_err(|e| e.to_string())?;
         }
