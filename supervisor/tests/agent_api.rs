@@ -388,16 +388,10 @@ fn keyboard_actions_type_any_unicode() {
         w.clear();
         let body = serde_json::json!({"action": "type", "text": text}).to_string();
         assert_eq!(server.input(&body).0, 200, "{text}");
-        let want = text.to_string();
-        let n = want.chars().count();
-        w.wait_until(text, |e| {
-            e.iter()
-                .filter(|e| matches!(e, Event::KeyRelease(_)))
-                .count()
-                >= n
-        });
+        w.wait_typed(text);
+        // Nothing more arrives after the text (no stray or repeated keys).
         w.settle(Duration::from_millis(100));
-        assert_eq!(w.typed_text(), want);
+        assert_eq!(w.typed_text(), text);
     }
 
     // More distinct characters off the keymap than there are spare keycodes.
@@ -946,14 +940,7 @@ fn ctl_drives_the_api_from_a_shell() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    w.wait_until("typed", |e| {
-        e.iter()
-            .filter(|e| matches!(e, Event::KeyRelease(_)))
-            .count()
-            >= 5
-    });
-    w.settle(Duration::from_millis(50));
-    assert_eq!(w.typed_text(), "ctl ✓");
+    w.wait_typed("ctl ✓");
 
     w.clear();
     assert!(

@@ -375,6 +375,24 @@ impl TestWindow {
         out
     }
 
+    /// Waits until the KeyPress events so far type exactly `want`; panics after PATIENCE
+    /// with what was typed.
+    pub fn wait_typed(&mut self, want: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            self.pump();
+            let typed = self.typed_text();
+            if typed == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "typed {typed:?}, want {want:?} (within {PATIENCE:?})"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Keysyms (level 0) of the KeyPress events so far.
     pub fn pressed_keysyms(&self) -> Vec<u32> {
         let setup = self.conn.setup();
