@@ -174,6 +174,25 @@ fn screenshot_has_the_pattern_in_png_and_jpeg_with_region_and_scale() {
 }
 
 #[test]
+fn screenshot_falls_back_to_getimage_without_mit_shm() {
+    let with_shm = Xvfb::start(640, 480);
+    let _w1 = pattern(&with_shm.display);
+    let server = Server::start(&with_shm.display);
+    decode_png(&shot(&server, "").1).assert_px(100, 100, RED, 0, "SHM capture");
+    assert_eq!(server.desktop.screenshot_uses_shm(), Some(true));
+
+    let without = Xvfb::start_with_args(640, 480, &["-extension", "MIT-SHM"]);
+    let _w2 = pattern(&without.display);
+    let server = Server::start(&without.display);
+    let png = decode_png(&shot(&server, "?region=300,20,200,150").1);
+    png.assert_px(100, 80, GREEN, 0, "GetImage capture");
+    png.assert_px(10, 10, BLACK, 0, "GetImage capture");
+    assert_eq!(server.desktop.screenshot_uses_shm(), Some(false));
+    let jpeg = decode_jpeg(&shot(&server, "?format=jpeg").1);
+    jpeg.assert_px(100, 340, BLUE, 40, "GetImage capture, JPEG");
+}
+
+#[test]
 fn screenshot_cursor_and_bad_parameters() {
     let x = Xvfb::start(640, 480);
     let _w = pattern(&x.display);
@@ -796,8 +815,9 @@ fn clipboard_round_trips_through_real_selection_owners() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // A large text that xclip serves incrementally (INCR).
-    let big: String = "0123456789abcdef✓\n".repeat(40_000);
+    // A large text (2 MB) that xclip serves incrementally: it uses INCR above a quarter of
+    // the server's maximum request size (4 MiB with BIG-REQUESTS on Xvfb).
+    let big: String = "0123456789abcdef✓\n".repeat(100_000);
     xclip(&x.display, &["-selection", "clipboard", "-i"], Some(&big));
     let deadline = Instant::now() + PATIENCE;
     loop {

@@ -35,10 +35,16 @@ pub struct Xvfb {
 
 impl Xvfb {
     pub fn start(width: u32, height: u32) -> Xvfb {
+        Self::start_with_args(width, height, &[])
+    }
+
+    /// As [`Xvfb::start`] with extra Xvfb arguments (e.g. `-extension MIT-SHM`).
+    pub fn start_with_args(width: u32, height: u32, extra: &[&str]) -> Xvfb {
         let mut child = Command::new("Xvfb")
             .args(["-displayfd", "1", "-screen", "0"])
             .arg(format!("{width}x{height}x24"))
             .args(["-nolisten", "tcp", "-noreset"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
