@@ -432,6 +432,44 @@ async fn session_list_returns_to_start_after_churn() {
 }
 
 #[tokio::test]
+async fn browser_leaving_during_login_leaks_no_session() {
+    let h = Harness::start(Setup {
+        standin: neko_standin::Options {
+            login_delay: Duration::from_millis(500),
+            ..Default::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    use tokio::io::AsyncWriteExt;
+    for _ in 0..5 {
+        let mut tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+        let req = format!(
+            "GET /stream/signaling HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Authorization: Bearer {CONTROL}\r\n\r\n",
+            h.addr
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(tcp); // gone while neko is still answering the login
+    }
+    assert!(
+        wait_for(20, || h
+            .standin
+            .inner
+            .logins
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 5)
+        .await
+    );
+    // Every login completed; every session must be logged out again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(wait_sessions(&h, 0).await, 0);
+    assert!(wait_for(20, || h.relay.free_slots() == h.relay.max_clients).await);
+}
+
+#[tokio::test]
 async fn shutdown_closes_relays_with_1001() {
     let h = Harness::start(Setup::default()).await;
     let mut c = h.control_client().await;

@@ -780,41 +780,21 @@ async fn signaling(
         Access::Control => format!("viewer-{n}"),
         Access::View => format!("watcher-{n}"),
     };
-    let api = relay.api();
-    let session = match api.login(&username).await {
-        Ok(s) => s,
-        Err(e) => {
+    // Opened in its own task: if the browser goes away mid-login, the handler is dropped but
+    // the task runs on, and its unused result drops the guard, which logs the session out.
+    let opening = tokio::spawn(open_neko(relay.clone(), username));
+    let (guard, neko, session_id) = match opening.await {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(message)) => {
             metrics.refused(Refusal::NekoError);
-            tracing::warn!(error = %e, "relay: neko login failed");
-            return json_error(
-                StatusCode::BAD_GATEWAY,
-                format!("cannot open a neko session: {e}"),
-            );
+            tracing::warn!("relay: {message}");
+            return json_error(StatusCode::BAD_GATEWAY, message);
         }
-    };
-    let token = session.token.clone();
-    let session_id = session.id.clone();
-    let guard = SessionGuard {
-        api,
-        api_token: relay.api_token.clone(),
-        session: Some(session),
-    };
-    let neko = match connect_neko(
-        relay.neko,
-        &token,
-        relay.max_frame_bytes,
-        relay.neko_timeout,
-    )
-    .await
-    {
-        Ok(s) => s,
         Err(e) => {
             metrics.refused(Refusal::NekoError);
-            tracing::warn!(error = %e, "relay: neko WebSocket failed");
-            guard.release().await;
             return json_error(
                 StatusCode::BAD_GATEWAY,
-                format!("cannot open neko's WebSocket: {e}"),
+                format!("opening the neko session failed: {e}"),
             );
         }
     };
@@ -839,6 +819,39 @@ async fn signaling(
             .await
         })
         .into_response()
+}
+
+/// Logs in to neko and opens its WebSocket; on failure the session is logged out again.
+async fn open_neko(
+    relay: Arc<RelaySettings>,
+    username: String,
+) -> Result<(SessionGuard, NekoSocket, String), String> {
+    let api = relay.api();
+    let session = api
+        .login(&username)
+        .await
+        .map_err(|e| format!("cannot open a neko session: {e}"))?;
+    let token = session.token.clone();
+    let session_id = session.id.clone();
+    let guard = SessionGuard {
+        api,
+        api_token: relay.api_token.clone(),
+        session: Some(session),
+    };
+    match connect_neko(
+        relay.neko,
+        &token,
+        relay.max_frame_bytes,
+        relay.neko_timeout,
+    )
+    .await
+    {
+        Ok(socket) => Ok((guard, socket, session_id)),
+        Err(e) => {
+            guard.release().await;
+            Err(format!("cannot open neko's WebSocket: {e}"))
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

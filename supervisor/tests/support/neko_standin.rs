@@ -36,6 +36,8 @@ pub struct Options {
     pub fail_logout: bool,
     /// The admin API token (neko's `session.api_token`).
     pub api_token: String,
+    /// `POST /api/login` waits this long before answering (a slow neko).
+    pub login_delay: std::time::Duration,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             heartbeat: Duration::from_secs(10),
             fail_logout: false,
             api_token: "stand-in-api-token-0123456789".to_string(),
+            login_delay: Duration::ZERO,
         }
     }
 }
