@@ -1,5 +1,6 @@
 //! Readiness probes with deadlines: an X11 connection handshake, a TCP connect, an HTTP GET
-//! answering 2xx, an output line matching a regex, or just "started". Probes poll fast (a
+//! answering 2xx, an output line matching a regex, or just "started" (a one-shot's probe never
+//! passes: its exit decides, in the supervisor). Probes poll fast (a
 //! few ms) so they add little to start-up. Knows nothing of restarts: the caller decides
 //! what a failed probe means.
 
@@ -55,6 +56,9 @@ pub async fn wait_ready(
     };
     match ready {
         Readiness::Started => Ok(()),
+        // A one-shot is done when it exits; the supervisor sees the exit, not this probe,
+        // and the one-shot may take as long as it needs.
+        Readiness::Exit => std::future::pending().await,
         Readiness::Log { .. } => {
             let Some(mut rx) = log else {
                 return Err(ReadyError::Failed {
@@ -107,7 +111,7 @@ async fn probe_once(ready: &Readiness) -> Result<(), String> {
             .map(drop)
             .map_err(|e| format!("connect {addr}: {e}")),
         Readiness::Http { url } => http_get_2xx(url).await,
-        Readiness::Started | Readiness::Log { .. } => Ok(()),
+        Readiness::Started | Readiness::Log { .. } | Readiness::Exit => Ok(()),
     }
 }
 

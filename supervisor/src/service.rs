@@ -56,6 +56,8 @@ pub enum Readiness {
     Http { url: String },
     /// A line of the service's stdout or stderr matches.
     Log { pattern: regex::Regex },
+    /// A one-shot: done when the process exits with status 0 (`ready = { exit = true }`).
+    Exit,
 }
 
 impl Readiness {
@@ -67,6 +69,7 @@ impl Readiness {
             Readiness::Tcp { addr } => format!("TCP connect to {addr}"),
             Readiness::Http { url } => format!("HTTP 2xx from {url}"),
             Readiness::Log { pattern } => format!("output line matching /{}/", pattern.as_str()),
+            Readiness::Exit => "exit with status 0 (one-shot)".to_string(),
         }
     }
 }

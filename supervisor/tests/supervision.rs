@@ -490,3 +490,132 @@ fn service_mode_as_pid1_reaps_an_orphan_storm() {
         "{report}"
     );
 }
+
+/// `GET path` over plain HTTP/1.1 on loopback; the status code and body (None: no answer).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(PATIENCE)).ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    let code = answer.split_whitespace().nth(1)?.parse().ok()?;
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+#[test]
+fn one_shot_setup_completes_then_dependents_and_main_start() {
+    let dir = TempDir::new("oneshot");
+    let ev = dir.join("events");
+    let ev = ev.display();
+    let home = dir.join("home");
+    let home = home.display();
+    let port = free_port();
+    // `setup` takes a while, so a dependent started early would not find its file; `quick`
+    // is a one-shot by policy only (no probe: ready at once, then done).
+    let config = format!(
+        r#"[http]
+listen = "127.0.0.1:{port}"
+
+[[service]]
+name = "setup"
+command = ["sh", "-c", "sleep 0.5; mkdir -p {home}; echo configured > {home}/cfg; echo setup-done >> {ev}"]
+ready = {{ exit = true }}
+restart = "never"
+critical = true
+
+[[service]]
+name = "quick"
+command = ["sh", "-c", "echo quick-done >> {ev}"]
+restart = "on-failure"
+
+[[service]]
+name = "app"
+after = ["setup"]
+command = ["sh", "-c", "if test -f {home}/cfg; then echo app-saw-cfg $$ >> {ev}; else echo app-no-cfg >> {ev}; fi; exec sleep 1000"]
+"#
+    );
+    let release = dir.join("release");
+    let main = format!(
+        "echo main-start $(cat {home}/cfg) >> {ev}; while [ ! -e {} ]; do sleep 0.05; done; exit 7",
+        release.display()
+    );
+    let mut deskd = Deskd::run(&dir, &config, &["sh", "-c", &main]);
+    let evp = dir.join("events");
+    assert!(
+        wait_until(PATIENCE, || count(&lines(&evp), "main-start") == 1),
+        "main never started: {}",
+        deskd.log_text()
+    );
+    let events = lines(&evp);
+    assert_eq!(
+        count(&events, "app-no-cfg"),
+        0,
+        "app started early: {events:?}"
+    );
+    assert_eq!(count(&events, "app-saw-cfg"), 1, "{events:?}");
+    assert!(
+        position(&events, "setup-done", 0) < position(&events, "app-saw-cfg", 0),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"main-start configured".to_string()),
+        "{events:?}"
+    );
+    assert_eq!(
+        count(&events, "quick-done"),
+        1,
+        "quick ran once: {events:?}"
+    );
+
+    // The completed critical one-shot counts as ready.
+    let mut last = None;
+    let ready = wait_until(PATIENCE, || {
+        last = http_get(port, "/readyz");
+        matches!(&last, Some((200, _)))
+    });
+    assert!(ready, "/readyz: {last:?}\n{}", deskd.log_text());
+    assert!(deskd
+        .log_text()
+        .contains("completed (exited with status 0)"));
+
+    // Nothing was stopped or restarted because the one-shots finished.
+    let app = pid_of(&events[position(&events, "app-saw-cfg", 0).unwrap_or(0)]);
+    assert!(alive(app), "app was stopped:\n{}", deskd.log_text());
+
+    std::fs::write(&release, "").expect("release main");
+    let status = deskd.wait_exit(PATIENCE);
+    assert_eq!(status.code(), Some(7), "{}", deskd.log_text());
+    assert_eq!(count(&lines(&evp), "app-saw-cfg"), 1);
+    assert!(!alive(app), "app outlived deskd");
+}
+
+#[test]
+fn failed_critical_one_shot_blocks_dependents_and_stops_deskd() {
+    let dir = TempDir::new("oneshot-fail");
+    let ev = dir.join("events");
+    let ev = ev.display();
+    let config = format!(
+        r#"{HTTP}
+[[service]]
+name = "setup"
+command = ["sh", "-c", "echo setup-ran >> {ev}; exit 3"]
+ready = {{ exit = true }}
+restart = "never"
+critical = true
+
+[[service]]
+name = "app"
+after = ["setup"]
+command = ["sh", "-c", "echo app-start >> {ev}; exec sleep 1000"]
+"#
+    );
+    let main = format!("echo main-start >> {ev}");
+    let mut deskd = Deskd::run(&dir, &config, &["sh", "-c", &main]);
+    let status = deskd.wait_exit(PATIENCE);
+    assert_eq!(status.code(), Some(1), "{}", deskd.log_text());
+    let events = lines(&dir.join("events"));
+    assert_eq!(events, ["setup-ran"], "nothing after the failed one-shot");
+}

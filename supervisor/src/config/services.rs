@@ -188,21 +188,30 @@ fn readiness(t: &mut Table<'_>, errs: &mut Errors) -> Option<Readiness> {
     }) {
         found.push(Readiness::Log { pattern: p.v });
     }
+    if let Some(e) = t.parse("exit", errs, |e: bool| {
+        if e {
+            Ok(Readiness::Exit)
+        } else {
+            Err("only `exit = true` (a one-shot, done when it exits with status 0)".to_string())
+        }
+    }) {
+        found.push(e.v);
+    }
     let set = t
         .keys()
-        .filter(|k| ["x11", "tcp", "http", "log"].contains(k))
+        .filter(|k| ["x11", "tcp", "http", "log", "exit"].contains(k))
         .count();
     if set == 0 {
         errs.key(
             t.at(),
             t.path(),
-            "expected one probe: { x11 = \":99\" }, { tcp = \"HOST:PORT\" }, { http = \"http://...\" } or { log = \"regex\" }",
+            "expected one probe: { x11 = \":99\" }, { tcp = \"HOST:PORT\" }, { http = \"http://...\" }, { log = \"regex\" } or { exit = true }",
         );
     } else if set > 1 {
         errs.key(
             t.at(),
             t.path(),
-            "give exactly one probe (x11, tcp, http or log)",
+            "give exactly one probe (x11, tcp, http, log or exit)",
         );
         return None;
     }

@@ -3,11 +3,16 @@
 //! `now`), no tokio: every rule of issue 2 §2 is unit-tested here on plain values.
 //!
 //! Rules:
-//! - a service starts once every service in its `after` is Ready (independent ones together);
+//! - a service starts once every service in its `after` is up: Ready, or Completed for a
+//!   one-shot (independent ones together);
+//! - a one-shot is done (Completed) when it exits with status 0 and will not be restarted: a
+//!   `ready = { exit = true }` service, or any service whose policy does not restart after a
+//!   success (`never`, `on-failure`). Completion is not an exit of something dependents rely
+//!   on: they are not stopped, and the one-shot is not run again when a dependency restarts;
 //! - a run that fails (spawn error, readiness failure, exit) is restarted per its policy after
 //!   an exponential backoff; the count resets once it stayed Ready for `reset_after`; after
 //!   `max_restarts` (if non-zero) it is given up (Failed);
-//! - when a service exits, every transitive dependent is stopped (dependents first) and
+//! - when a service otherwise exits, every transitive dependent is stopped (dependents first) and
 //!   waits until the dependency is Ready again;
 //! - a critical service given up, or a main service exiting, stops everything;
 //! - stopping (for shutdown or a cascade) goes dependents-first: a service is sent its stop
@@ -21,7 +26,7 @@ use super::backoff;
 use super::status::{ServiceState, ServiceStatus, Snapshot};
 use crate::plan::Plan;
 use crate::reaper::ExitStatus;
-use crate::service::{RestartPolicy, ServiceSpec};
+use crate::service::{Readiness, RestartPolicy, ServiceSpec};
 
 /// Something that happened to a service (or to deskd).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,6 +291,13 @@ impl Core {
             s.failures = 0;
         }
         let (main, policy, critical) = (spec.main, spec.restart, spec.critical);
+        if !main && status.success() && completes(spec) {
+            tracing::info!(service = %name, "completed ({status})");
+            s.state = ServiceState::Completed;
+            s.reason = None;
+            s.failures = 0;
+            return;
+        }
         for d in self.plan.dependents(svc) {
             self.mark_for_restart(d);
         }
@@ -394,7 +406,11 @@ impl Core {
                 s.state = ServiceState::Waiting;
                 s.timer_epoch += 1;
             }
-            ServiceState::Waiting | ServiceState::Stopped | ServiceState::Failed => {}
+            // A completed one-shot stays done.
+            ServiceState::Waiting
+            | ServiceState::Stopped
+            | ServiceState::Failed
+            | ServiceState::Completed => {}
         }
     }
 
@@ -417,7 +433,7 @@ impl Core {
                     s.after_stop = AfterStop::Stay;
                 }
                 ServiceState::Stopping => s.after_stop = AfterStop::Stay,
-                ServiceState::Stopped | ServiceState::Failed => {}
+                ServiceState::Stopped | ServiceState::Failed | ServiceState::Completed => {}
             }
         }
     }
@@ -449,7 +465,7 @@ impl Core {
                     .plan
                     .deps(i)
                     .iter()
-                    .all(|&d| self.svcs[d].state == ServiceState::Ready);
+                    .all(|&d| self.svcs[d].state.is_up());
                 let s = &mut self.svcs[i];
                 if s.state == ServiceState::Waiting && !s.running && deps_ready {
                     if s.gen > 0 {
@@ -487,7 +503,7 @@ impl Core {
                             .plan
                             .deps(i)
                             .iter()
-                            .filter(|&&d| self.svcs[d].state != ServiceState::Ready)
+                            .filter(|&&d| !self.svcs[d].state.is_up())
                             .map(|&d| self.plan.name(d))
                             .collect();
                         (!missing.is_empty()).then(|| format!("waiting for {}", missing.join(", ")))
@@ -519,6 +535,12 @@ impl Core {
             stopping: self.shutting_down,
         }
     }
+}
+
+/// Whether a successful exit of `spec` completes it (a one-shot) rather than asking for a
+/// restart: a `ready = { exit = true }` service, or a policy that does not restart successes.
+fn completes(spec: &ServiceSpec) -> bool {
+    matches!(spec.ready, Readiness::Exit) || spec.restart != RestartPolicy::Always
 }
 
 #[cfg(test)]
@@ -718,7 +740,7 @@ mod tests {
         t.spawned(0);
         t.spawned(1);
         assert_eq!(t.exit(0, ExitStatus::Exited(0)), []);
-        assert_eq!(t.state(0), ServiceState::Stopped);
+        assert_eq!(t.state(0), ServiceState::Completed);
         assert_eq!(t.exit(1, ExitStatus::Exited(3)), []);
         assert_eq!(t.state(1), ServiceState::Stopped);
         let snap = t.core.snapshot();
@@ -726,6 +748,160 @@ mod tests {
             snap.get("b").unwrap().reason.as_deref(),
             Some("stopped (exited with status 3)")
         );
+    }
+
+    fn one_shot(name: &str, after: &[&str]) -> ServiceSpec {
+        let mut s = spec(name, after);
+        s.ready = Readiness::Exit;
+        s.restart = RestartPolicy::Never;
+        s
+    }
+
+    #[test]
+    fn one_shot_success_starts_its_dependents_and_main() {
+        let mut main = spec("main", &["setup", "app"]);
+        main.main = true;
+        main.restart = RestartPolicy::Never;
+        let mut setup = one_shot("setup", &[]);
+        setup.critical = true;
+        let (mut t, a) = T::new(vec![setup, spec("app", &["setup"]), main]);
+        assert_eq!(a, [Action::Spawn { svc: 0 }]);
+        assert_eq!(t.spawned(0), []);
+        let snap = t.core.snapshot();
+        assert_eq!(snap.get("setup").unwrap().state, ServiceState::Starting);
+        assert_eq!(
+            snap.get("app").unwrap().reason.as_deref(),
+            Some("waiting for setup")
+        );
+        assert_eq!(snap.not_ready_critical().len(), 1);
+
+        assert_eq!(t.exit(0, ExitStatus::Exited(0)), [Action::Spawn { svc: 1 }]);
+        assert_eq!(t.state(0), ServiceState::Completed);
+        t.spawned(1);
+        assert_eq!(t.ready(1), [Action::Spawn { svc: 2 }]);
+        let snap = t.core.snapshot();
+        let setup = snap.get("setup").unwrap();
+        assert_eq!(setup.state.as_str(), "completed");
+        assert_eq!(setup.last_exit.as_deref(), Some("exited with status 0"));
+        assert_eq!((setup.reason.as_deref(), setup.pid), (None, None));
+        assert!(
+            snap.not_ready_critical().is_empty(),
+            "a completed critical one-shot counts as ready"
+        );
+
+        // Shutdown leaves it completed and never stops it again.
+        t.spawned(2);
+        assert_eq!(
+            t.ev(Event::Shutdown),
+            [Action::Stop { svc: 2 }],
+            "only main is running"
+        );
+        assert_eq!(
+            t.exit(2, ExitStatus::Signaled(15)),
+            [Action::Stop { svc: 1 }]
+        );
+        assert_eq!(
+            t.exit(1, ExitStatus::Exited(0)),
+            [Action::Finish(Outcome::Stopped)]
+        );
+        assert_eq!(t.state(0), ServiceState::Completed);
+    }
+
+    #[test]
+    fn one_shot_completion_does_not_stop_running_dependents() {
+        // Ready as soon as started, so its dependent runs while it does; a success of a
+        // policy that will not restart it is a completion, not a crash to cascade.
+        let mut setup = spec("setup", &[]);
+        setup.restart = RestartPolicy::OnFailure;
+        let (mut t, _) = T::new(vec![setup, spec("app", &["setup"])]);
+        t.spawned(0);
+        assert_eq!(t.ready(0), [Action::Spawn { svc: 1 }]);
+        t.spawned(1);
+        t.ready(1);
+        assert_eq!(t.exit(0, ExitStatus::Exited(0)), []);
+        assert_eq!(t.state(0), ServiceState::Completed);
+        assert_eq!(t.state(1), ServiceState::Ready);
+    }
+
+    #[test]
+    fn one_shot_exit_readiness_completes_even_with_restart_always() {
+        let mut setup = one_shot("setup", &[]);
+        setup.restart = RestartPolicy::Always;
+        let (mut t, _) = T::new(vec![setup, spec("app", &["setup"])]);
+        t.spawned(0);
+        // A failure is retried per the policy...
+        let a = t.exit(0, ExitStatus::Exited(1));
+        let [Action::StartTimer { epoch, .. }] = a[..] else {
+            panic!("{a:?}")
+        };
+        assert_eq!(t.state(1), ServiceState::Waiting);
+        assert_eq!(
+            t.ev(Event::BackoffElapsed { svc: 0, epoch }),
+            [Action::Spawn { svc: 0 }]
+        );
+        t.spawned(0);
+        // ...and the success is final.
+        assert_eq!(t.exit(0, ExitStatus::Exited(0)), [Action::Spawn { svc: 1 }]);
+        assert_eq!(t.state(0), ServiceState::Completed);
+        assert_eq!(t.core.snapshot().get("setup").unwrap().restarts, 1);
+    }
+
+    #[test]
+    fn one_shot_is_not_rerun_when_its_dependency_restarts() {
+        let (mut t, _) = T::new(vec![
+            spec("display", &[]),
+            one_shot("setup", &["display"]),
+            spec("app", &["display", "setup"]),
+        ]);
+        t.spawned(0);
+        assert_eq!(t.ready(0), [Action::Spawn { svc: 1 }]);
+        t.spawned(1);
+        assert_eq!(t.exit(1, ExitStatus::Exited(0)), [Action::Spawn { svc: 2 }]);
+        t.spawned(2);
+        t.ready(2);
+        let a = t.exit(0, KILLED);
+        assert!(a.contains(&Action::Stop { svc: 2 }), "{a:?}");
+        assert_eq!(t.state(1), ServiceState::Completed);
+        let Some(&Action::StartTimer { epoch, .. }) = a.first() else {
+            panic!("{a:?}")
+        };
+        t.exit(2, ExitStatus::Signaled(15));
+        assert_eq!(
+            t.ev(Event::BackoffElapsed { svc: 0, epoch }),
+            [Action::Spawn { svc: 0 }]
+        );
+        t.spawned(0);
+        assert_eq!(t.ready(0), [Action::Spawn { svc: 2 }], "app, not setup");
+        assert_eq!(t.core.generation(1), 1);
+    }
+
+    #[test]
+    fn failed_one_shot_blocks_dependents_and_critical_stops_deskd() {
+        let (mut t, _) = T::new(vec![one_shot("setup", &[]), spec("app", &["setup"])]);
+        t.spawned(0);
+        assert_eq!(t.exit(0, ExitStatus::Exited(1)), []);
+        assert_eq!(t.state(0), ServiceState::Stopped);
+        let snap = t.core.snapshot();
+        assert_eq!(snap.get("app").unwrap().state, ServiceState::Waiting);
+        assert_eq!(
+            snap.get("app").unwrap().reason.as_deref(),
+            Some("waiting for setup")
+        );
+
+        let mut setup = one_shot("setup", &[]);
+        setup.critical = true;
+        let (mut t, _) = T::new(vec![setup, spec("other", &[]), spec("app", &["setup"])]);
+        t.spawned(0);
+        t.spawned(1);
+        assert_eq!(t.exit(0, ExitStatus::Exited(2)), [Action::Stop { svc: 1 }]);
+        assert_eq!(t.state(0), ServiceState::Failed);
+        assert_eq!(t.state(2), ServiceState::Stopped);
+        let a = t.exit(1, ExitStatus::Signaled(15));
+        let [Action::Finish(outcome)] = &a[..] else {
+            panic!("{a:?}")
+        };
+        assert!(matches!(outcome, Outcome::CriticalFailed { service, .. } if service == "setup"));
+        assert_eq!(outcome.exit_code(), 1);
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum ServiceState {
     Stopped,
     /// Restarting was given up.
     Failed,
+    /// A one-shot that finished successfully (exit status 0, not to be restarted): it counts
+    /// as up for its dependents and for readiness, and stays done.
+    Completed,
 }
 
 impl ServiceState {
@@ -34,11 +37,17 @@ impl ServiceState {
             ServiceState::Stopping => "stopping",
             ServiceState::Stopped => "stopped",
             ServiceState::Failed => "failed",
+            ServiceState::Completed => "completed",
         }
     }
 
+    /// Ready, or a one-shot that completed: dependents may start, readiness is satisfied.
+    pub fn is_up(self) -> bool {
+        matches!(self, ServiceState::Ready | ServiceState::Completed)
+    }
+
     /// Every state, for metrics that export one series per state.
-    pub const ALL: [ServiceState; 7] = [
+    pub const ALL: [ServiceState; 8] = [
         ServiceState::Waiting,
         ServiceState::Starting,
         ServiceState::Ready,
@@ -46,6 +55,7 @@ impl ServiceState {
         ServiceState::Stopping,
         ServiceState::Stopped,
         ServiceState::Failed,
+        ServiceState::Completed,
     ];
 }
 
@@ -81,11 +91,12 @@ impl Snapshot {
         self.services.iter().find(|s| s.name == name)
     }
 
-    /// Critical services that are not ready (empty: deskd is ready).
+    /// Critical services that are not ready (empty: deskd is ready). A completed one-shot
+    /// counts as ready.
     pub fn not_ready_critical(&self) -> Vec<&ServiceStatus> {
         self.services
             .iter()
-            .filter(|s| s.critical && s.state != ServiceState::Ready)
+            .filter(|s| s.critical && !s.state.is_up())
             .collect()
     }
 }
