@@ -33,6 +33,14 @@ async fn healthz_and_readyz_need_no_token() {
     let (s, _, body) = h.http(Method::GET, "/readyz", &[]).await;
     assert_eq!(s, StatusCode::OK, "{body}");
 
+    h.status.send_replace(Snapshot::default());
+    let (s, _, body) = h.http(Method::GET, "/readyz", &[]).await;
+    assert_eq!(
+        s,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "nothing published yet: {body}"
+    );
+
     h.status.send_replace(Snapshot {
         stopping: true,
         ..snapshot(ServiceState::Ready, 1)

@@ -153,6 +153,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
         )
             .into_response();
     }
+    if snap.services.is_empty() {
+        // The HTTP server starts before the supervisor publishes its first snapshot.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"ready": false, "not_ready": [], "reason": "services not started yet"})),
+        )
+            .into_response();
+    }
     if not_ready.is_empty() {
         (StatusCode::OK, Json(serde_json::json!({"ready": true}))).into_response()
     } else {
