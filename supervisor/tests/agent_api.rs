@@ -1005,3 +1005,51 @@ fn ctl_drives_the_api_from_a_shell() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn agent_indicator_shows_a_running_request() {
+    let x = Xvfb::start(320, 240);
+    let server = Server::start(&x.display);
+    let (_, idle) = server.get_json("/api/agent");
+    assert_eq!(idle["active"], false, "{idle}");
+    assert_eq!(idle["last_input_unix_ms"], serde_json::Value::Null);
+
+    let base = server.base.clone();
+    let long = std::thread::spawn(move || {
+        deskd::ctl::Client::new(&base, Some(CONTROL_TOKEN.to_string()))
+            .request(
+                "POST",
+                "/api/input",
+                Some(br#"{"action":"wait","ms":5000}"#.to_vec()),
+            )
+            .map(|r| r.status)
+    });
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_, v) = server.get_json("/api/agent");
+        if v["in_progress"] == 1 {
+            assert_eq!(v["active"], true, "{v}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the running request never showed: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Reads are not held up by the running input request: display answers while it runs.
+    assert_eq!(server.get_json("/api/display").0, 200);
+    assert_eq!(
+        server.get_json("/api/agent").1["in_progress"],
+        1,
+        "display waited for input"
+    );
+    assert_eq!(long.join().ok().and_then(|r| r.ok()), Some(200));
+    let (_, after) = server.get_json("/api/agent");
+    assert_eq!(
+        (after["in_progress"].as_u64(), after["active"].as_bool()),
+        (Some(0), Some(true)),
+        "{after}"
+    );
+    assert!(after["last_input_unix_ms"].as_u64().is_some());
+}
