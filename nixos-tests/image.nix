@@ -79,6 +79,12 @@ pkgs.testers.runNixOSTest {
           desktop.succeed(f"test \"$(docker exec {name} stat -c %a /tmp)\" = 1777")
           desktop.succeed(f"test \"$(docker exec {name} cat /proc/1/comm)\" = deskd")
           desktop.succeed(f"docker exec {name} deskd check -c /etc/deskd/deskd.toml")
+          # /readyz speaks for the critical services only: wait for all of them first.
+          desktop.wait_until_succeeds(
+              "curl --fail -s -H 'Authorization: Bearer ${controlToken}' http://127.0.0.1:8080/api/services"
+              " | jq -e '.services | length > 0 and all(.state == \"ready\")'",
+              timeout=120,
+          )
           status = json.loads(
               desktop.succeed(
                   "curl --fail -s -H 'Authorization: Bearer ${controlToken}' http://127.0.0.1:8080/api/services"
@@ -113,8 +119,11 @@ pkgs.testers.runNixOSTest {
           assert took < ${toString grace}, f"docker stop took {took:.1f}s: deskd was killed, not stopped"
           desktop.succeed(f"test \"$(docker inspect -f '{{{{.State.ExitCode}}}}' {name})\" = 0")
           desktop.succeed(f"test \"$(docker inspect -f '{{{{.State.OOMKilled}}}}' {name})\" = false")
-          desktop.fail("pgrep -f 'bin/Xvfb'")
-          desktop.fail("pgrep -f 'libexec/neko/neko'")
-          desktop.fail("pgrep -x pulseaudio")
+          # The driver runs every command as `timeout 900 bash -c '...'`, whose own command
+          # line holds the pgrep pattern: `[X]vfb` matches "Xvfb" but not itself, where a
+          # plain `pgrep -f Xvfb` would always find that shell and this could never pass.
+          # -f rather than -x: a wrapped program's process name is not its command's name.
+          for program in ("Xvfb", "neko", "pulseaudio", "openbox", "xterm"):
+              desktop.fail(f"pgrep -f '[{program[0]}]{program[1:]}'")
     '';
 }

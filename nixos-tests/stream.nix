@@ -48,8 +48,14 @@ pkgs.testers.runNixOSTest {
                 after = [ "display" ];
               }
               {
+                # The shell given: the system user's login shell is nologin (systemd
+                # passes it as $SHELL), which xterm would run and exit at once.
                 name = "terminal";
-                command = [ "xterm" ];
+                command = [
+                  "xterm"
+                  "-e"
+                  "${pkgs.bashInteractive}/bin/bash"
+                ];
                 after = [ "window-manager" ];
               }
             ];
@@ -81,7 +87,13 @@ pkgs.testers.runNixOSTest {
         server.succeed("curl --fail -s http://127.0.0.1:8080/healthz")
         server.wait_until_succeeds("curl --fail -s http://127.0.0.1:8080/readyz", timeout=120)
         server.fail("journalctl -u deskd.service | grep -F '${controlToken}'")
-        # Every service came up in order on its first start: none was restarted.
+        # /readyz speaks for the critical services only: wait for all of them, then every
+        # one must have come up on its first start (none restarted).
+        server.wait_until_succeeds(
+            f"curl --fail -s {auth} http://127.0.0.1:8080/api/services"
+            " | jq -e '.services | length > 0 and all(.state == \"ready\")'",
+            timeout=120,
+        )
         status = json.loads(server.succeed(f"curl --fail -s {auth} http://127.0.0.1:8080/api/services"))
         states = {s["name"]: (s["state"], s["restarts"]) for s in status["services"]}
         for name in ("display", "neko", "window-manager", "terminal"):
