@@ -21,6 +21,9 @@
   cairo,
   pango,
   gdk-pixbuf,
+  atk,
+  harfbuzz,
+  zlib,
   libxcvt,
   gst_all_1,
   xclip,
@@ -85,12 +88,19 @@ stdenv.mkDerivation {
     zstd
   ];
 
+  # What neko links (its cgo flags: gtk+-3.0, gstreamer-1.0, gstreamer-app-1.0,
+  # gstreamer-video-1.0, -lX11 -lXrandr -lXtst -lXfixes -lXi -lxcvt). gtk+-3.0's
+  # pkg-config libraries are all DT_NEEDED of the Debian build, so they are named here
+  # rather than trusted to come along with gtk3.
   buildInputs = [
     glib
     gtk3 # neko's drag-and-drop upload window
     cairo
     pango
+    harfbuzz
+    atk
     gdk-pixbuf
+    zlib
     libxcvt
     libx11
     libxrandr
@@ -101,13 +111,15 @@ stdenv.mkDerivation {
   ++ gstPlugins;
 
   # pullImage yields a docker-archive: manifest.json lists the layer tarballs from the
-  # bottom up. Unpack /usr/bin/neko from each layer that has it; the topmost one wins.
+  # bottom up. Unpack /usr/bin/neko (neko's Dockerfile.tmpl: COPY --from=server
+  # /src/bin/neko /usr/bin/neko) from each layer that has it; the topmost one wins.
+  # Both spellings of the member name: layer tarballs may or may not prefix "./".
   unpackPhase = ''
     runHook preUnpack
     mkdir archive rootfs
     tar -xf "$src" -C archive
     for layer in $(jq -r '.[0].Layers[]' archive/manifest.json); do
-      tar -xf "archive/$layer" -C rootfs usr/bin/neko 2>/dev/null || true
+      tar -xf "archive/$layer" -C rootfs usr/bin/neko ./usr/bin/neko 2>/dev/null || true
     done
     if [ ! -f rootfs/usr/bin/neko ]; then
       echo "neko: no usr/bin/neko in any layer of ${pin.imageName}@${pin.imageDigest}" >&2
