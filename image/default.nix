@@ -89,8 +89,11 @@ let
       lib.filter (p: p != 0) [ (nekoSettings.udp_port or 59000) ];
   tcpPorts = [ httpPort ] ++ lib.optional (nekoSettings ? tcpmux) nekoSettings.tcpmux;
 
+  # /etc/shells: xterm validates $SHELL and the passwd shell against it (falling back to
+  # /bin/sh), so the terminal gets bash as the user's shell says.
   etc = pkgs.runCommand "deskd-image-etc" { } ''
     install -Dm644 ${configFile} $out/etc/deskd/deskd.toml
+    printf '%s\n' /bin/bash /bin/sh > $out/etc/shells
   '';
 
   nss = pkgs.dockerTools.fakeNss.override {
