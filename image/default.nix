@@ -134,6 +134,10 @@ pkgs.dockerTools.streamLayeredImage {
     rootEnv
     nss
     etc
+    # For programs added FROM this image: `#!/usr/bin/env` scripts, and the CA bundle at
+    # /etc/ssl/certs (browsers, curl over HTTPS).
+    pkgs.dockerTools.usrBinEnv
+    pkgs.dockerTools.caCertificates
   ];
 
   # Run under fakeroot: ownership and modes end up in the image as written here.
