@@ -434,9 +434,9 @@ where
     S: Sink<Frame> + Unpin,
     S::Error: std::fmt::Display,
 {
-    let mut batch = Vec::with_capacity(16);
-    // Takes everything queued at once (up to 16), writes it, flushes once.
-    while rx.recv_many(&mut batch, 16).await > 0 {
+    let mut batch = Vec::with_capacity(64);
+    // Takes everything queued at once (up to 64), writes it, flushes once.
+    while rx.recv_many(&mut batch, 64).await > 0 {
         for frame in batch.drain(..) {
             if matches!(frame, Frame::Close(_)) {
                 return sink.send(frame).await.map_err(|e| e.to_string());
