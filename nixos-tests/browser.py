@@ -4,6 +4,13 @@ Opens the page with a token, waits until it reports live video with decoded fram
 optionally clicks the middle of the video and types text followed by Enter. Prints one JSON
 line with what it saw; exits non-zero with the last state when the page never gets there.
 
+The page queues input until neko makes it the host, and sends it over the WebRTC data
+channel, so quitting the browser right after typing could lose the keys. With
+`--expect control` it waits until the page is the host and then for two pongs of the page's
+data-channel ping (sent every 5 s): the second one was sent after the keys on the same
+ordered channel, so neko has them. With `--expect view` it waits until the page reports that
+control was refused (and it is not the host).
+
 The page's state comes from `window.__deskdViewer`: `status` and `framesDecoded()` (the
 RTCPeerConnection's inbound video stats), with the video element's own decoded-frame count
 as a fallback.
@@ -39,6 +46,9 @@ const done = arguments[arguments.length - 1];
   }
   done({
     status: typeof v.status === 'string' ? v.status : null,
+    isHost: v.isHost === true,
+    controlRefused: v.controlRefused === true,
+    rttMs: typeof v.rttMs === 'number' ? v.rttMs : null,
     framesDecoded: decoded || 0,
     videoFrames: videoFrames,
     videoSize: video ? [video.videoWidth, video.videoHeight] : null,
@@ -59,6 +69,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=180.0)
     p.add_argument("--click", action="store_true", help="click the middle of the video")
     p.add_argument("--type", default="", help="text typed after the click, then Enter")
+    p.add_argument(
+        "--expect",
+        choices=("control", "view"),
+        help="after the input: wait until it reached neko (control) or control was refused (view)",
+    )
     return p.parse_args()
 
 
@@ -66,15 +81,36 @@ def frames(state: dict) -> int:
     return max(int(state.get("framesDecoded") or 0), int(state.get("videoFrames") or 0))
 
 
-def wait_live(driver: webdriver.Chrome, timeout: float) -> dict:
+def wait_for(driver: webdriver.Chrome, what: str, done, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     state: dict = {}
     while time.monotonic() < deadline:
         state = state_of(driver)
-        if state.get("status") == "live" and frames(state) > 0:
+        if done(state):
             return state
-        time.sleep(0.5)
-    raise TimeoutError(f"viewer not live with decoded frames after {timeout}s: {json.dumps(state)}")
+        time.sleep(0.25)
+    raise TimeoutError(f"viewer: {what} not seen after {timeout}s: {json.dumps(state)}")
+
+
+def wait_live(driver: webdriver.Chrome, timeout: float) -> dict:
+    return wait_for(
+        driver,
+        "live video with decoded frames",
+        lambda s: s.get("status") == "live" and frames(s) > 0,
+        timeout,
+    )
+
+
+def wait_input_delivered(driver: webdriver.Chrome, timeout: float) -> dict:
+    """The page is the host (its queued input flushed), then two fresh pongs (see above)."""
+    wait_for(driver, "control of the desktop (isHost)", lambda s: s.get("isHost"), timeout)
+    state: dict = {}
+    for n in (1, 2):
+        driver.execute_script("window.__deskdViewer.rttMs = null;")
+        state = wait_for(
+            driver, f"data-channel pong {n} after the input", lambda s: s.get("rttMs") is not None, timeout
+        )
+    return state
 
 
 def main() -> int:
@@ -104,7 +140,21 @@ def main() -> int:
             ActionChains(driver).move_to_element(video).click().perform()
         if args.type:
             ActionChains(driver).send_keys(args.type).send_keys(Keys.ENTER).perform()
-        state = state_of(driver) or state
+        try:
+            if args.expect == "control":
+                state = wait_input_delivered(driver, args.timeout)
+            elif args.expect == "view":
+                state = wait_for(
+                    driver,
+                    "control refused (view only)",
+                    lambda s: s.get("controlRefused") and not s.get("isHost"),
+                    args.timeout,
+                )
+            else:
+                state = state_of(driver) or state
+        except TimeoutError as err:
+            print(str(err), file=sys.stderr)
+            return 1
         print(json.dumps(state))
         return 0
     finally:

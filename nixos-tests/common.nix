@@ -20,12 +20,14 @@ in
       ];
     };
 
-  # Shell command run on the client: open URL, wait for live frames, maybe click and type.
+  # Shell command run on the client: open URL, wait for live frames, maybe click and type;
+  # expect = "control": wait until the input reached neko; "view": until control is refused.
   browse =
     {
       url,
       click ? false,
       type ? "",
+      expect ? null,
     }:
     pkgs.lib.escapeShellArgs (
       [
@@ -42,6 +44,10 @@ in
       ++ pkgs.lib.optionals (type != "") [
         "--type"
         type
+      ]
+      ++ pkgs.lib.optionals (expect != null) [
+        "--expect"
+        expect
       ]
     );
 }

@@ -105,6 +105,7 @@ pkgs.testers.runNixOSTest {
                 url = "http://desktop:8080/?token=${controlToken}";
                 click = true;
                 type = "touch typed-through-image";
+                expect = "control";
               }}"
           )
           print(out)

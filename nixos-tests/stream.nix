@@ -116,6 +116,7 @@ pkgs.testers.runNixOSTest {
               url = url viewToken;
               click = true;
               type = "touch typed-by-viewer";
+              expect = "view";
             }}"
         )
         print(out)
@@ -126,10 +127,11 @@ pkgs.testers.runNixOSTest {
               url = url controlToken;
               click = true;
               type = "touch typed-by-browser";
+              expect = "control";
             }}"
         )
         state = json.loads(out.strip().splitlines()[-1])
-        assert state["status"] == "live", state
+        assert state["status"] == "live" and state["isHost"], state
         server.wait_until_succeeds("test -f /var/lib/deskd/typed-by-browser", timeout=60)
         # The viewer's keys were sent before these and were processed by now.
         server.fail("test -e /var/lib/deskd/typed-by-viewer")
