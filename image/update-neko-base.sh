@@ -6,7 +6,9 @@
 #   image/update-neko-base.sh sha256:<hex>   # pin another digest, then hash it
 #   image/update-neko-base.sh <tag>          # resolve a tag (e.g. latest) to its digest first
 #
-# Needs nix-prefetch-docker (nixpkgs), jq, and skopeo for a tag. Run it where the registry
+# Needs nix-prefetch-docker, jq, and skopeo for a tag, all from this flake's locked nixpkgs
+# (`nix develop --command image/update-neko-base.sh`): the hash is of the archive skopeo
+# writes, so it must be the skopeo the build's pullImage uses. Run it where the registry
 # is reachable; the hash depends on the image name and tag written into the archive, so
 # imageName and finalImageTag in the JSON must stay what pullImage is given (image/neko.nix).
 set -euo pipefail
@@ -16,7 +18,7 @@ file="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/neko-base.json"
 die() { echo "update-neko-base: $*" >&2; exit 1; }
 
 for tool in jq nix-prefetch-docker; do
-  command -v "$tool" >/dev/null || die "$tool not found (try: nix shell nixpkgs#nix-prefetch-docker nixpkgs#jq)"
+  command -v "$tool" >/dev/null || die "$tool not found (try: nix develop --command $0; the tools must come from the flake's locked nixpkgs, whose skopeo the build uses)"
 done
 
 name="$(jq -er .imageName "$file")" || die "no imageName in $file"
