@@ -27,6 +27,10 @@ pub const SERVICE_NAME: &str = "neko";
 /// The environment variable carrying the API token (marked secret).
 pub const API_TOKEN_ENV: &str = "NEKO_SESSION_API_TOKEN";
 
+/// ICE servers for the browser and for neko itself, as JSON (secret when they carry credentials).
+pub const ICE_FRONTEND_ENV: &str = "NEKO_WEBRTC_ICESERVERS_FRONTEND";
+pub const ICE_BACKEND_ENV: &str = "NEKO_WEBRTC_ICESERVERS_BACKEND";
+
 /// Silent audio pipeline used when `[neko] audio = false`: no PulseAudio needed.
 pub const SILENT_AUDIO_PIPELINE: &str =
     "audiotestsrc wave=silence is-live=true ! audio/x-raw,channels=2 ! audioconvert ! opusenc ! appsink name=appsink";
@@ -60,6 +64,14 @@ pub fn service(neko: &NekoSettings, display: &DisplaySettings, api_token: &str) 
     spec.env
         .insert(API_TOKEN_ENV.to_string(), api_token.to_string());
     spec.secret_env.push(API_TOKEN_ENV.to_string());
+    // ICE servers go through the environment: TURN credentials must not show in `ps`.
+    let ice = ice_json(&neko.ice_servers);
+    for key in [ICE_FRONTEND_ENV, ICE_BACKEND_ENV] {
+        spec.env.insert(key.to_string(), ice.clone());
+        if neko.ice_servers.iter().any(|s| s.credential.is_some()) {
+            spec.secret_env.push(key.to_string());
+        }
+    }
     spec.scrub_env_prefixes.push("NEKO_".to_string());
     spec.ready = Readiness::Http {
         url: format!("http://{}/health", neko.bind),
@@ -120,9 +132,6 @@ fn command(
     if let Some(port) = neko.tcpmux {
         flag("webrtc.tcpmux", &port.to_string());
     }
-    let ice = ice_json(&neko.ice_servers);
-    flag("webrtc.iceservers.frontend", &ice);
-    flag("webrtc.iceservers.backend", &ice);
     c.extend(neko.extra_args.iter().cloned());
     c
 }
@@ -202,10 +211,19 @@ mod tests {
             .command
             .iter()
             .any(|a| a.starts_with("--capture.audio.pipeline=audiotestsrc")));
-        assert!(has(
-            &spec,
-            r#"--webrtc.iceservers.frontend=[{"urls":["turn:turn.example:3478"],"username":"u","credential":"p"}]"#
-        ));
+        assert_eq!(
+            spec.env.get(ICE_FRONTEND_ENV).map(String::as_str),
+            Some(r#"[{"urls":["turn:turn.example:3478"],"username":"u","credential":"p"}]"#)
+        );
+        assert_eq!(
+            spec.env.get(ICE_BACKEND_ENV),
+            spec.env.get(ICE_FRONTEND_ENV)
+        );
+        assert!(spec.secret_env.iter().any(|k| k == ICE_FRONTEND_ENV));
+        assert!(
+            !spec.command.iter().any(|a| a.contains("turn.example")),
+            "credentials in argv"
+        );
         assert_eq!(spec.command.last().map(String::as_str), Some("--debug"));
         assert!(
             !spec.command.iter().any(|a| a.contains("s3cret")),
@@ -262,6 +280,10 @@ mod tests {
             .command
             .iter()
             .any(|a| a.starts_with("--capture.audio.pipeline")));
-        assert!(has(&spec, "--webrtc.iceservers.backend=[]"));
+        assert_eq!(
+            spec.env.get(ICE_BACKEND_ENV).map(String::as_str),
+            Some("[]")
+        );
+        assert!(!spec.secret_env.iter().any(|k| k == ICE_BACKEND_ENV));
     }
 }
