@@ -63,7 +63,10 @@ fn free_port() -> u16 {
 
 /// A display number with no X lock or socket, starting from a pid-derived guess.
 fn free_display() -> u32 {
-    let start = 400 + std::process::id() % 400;
+    // Tests in this binary run in parallel: each call starts from a different number.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let k = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let start = 400 + (std::process::id() % 200) * 2 + k * 401;
     (start..start + 400)
         .find(|n| {
             !Path::new(&format!("/tmp/.X{n}-lock")).exists()
@@ -100,7 +103,7 @@ fn write_wrapper(dir: &Path) -> PathBuf {
     let mut f = std::fs::File::create(&script).expect("create wrapper");
     writeln!(
         f,
-        "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{dir}/argv'\nenv | grep '^NEKO_' | cut -d= -f1 > '{dir}/envnames'\n\
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{dir}/argv'\nenv | grep '^NEKO_' | cut -d= -f1 > '{dir}/envnames'\nprintf '%s' \"$NEKO_SESSION_API_TOKEN\" > '{dir}/apitoken'\n\
          DESKD_FAKE_NEKO_DIR='{dir}' exec '{exe}' --exact fake_neko --ignored --nocapture --test-threads=1",
         dir = dir.display(),
         exe = exe.display()
@@ -140,10 +143,14 @@ async fn connect(addr: SocketAddr) -> harness::Client {
 
 /// neko's (pid, generation) once it is ready with a generation above `above`.
 async fn neko_ready_after(addr: SocketAddr, above: u64) -> (i32, u64) {
+    neko_ready_after_with(addr, above, TOKEN).await
+}
+
+async fn neko_ready_after_with(addr: SocketAddr, above: u64, token: &str) -> (i32, u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let (s, _, body) =
-            http_request(addr, Method::GET, "/api/services", &[bearer(TOKEN)], None).await;
+            http_request(addr, Method::GET, "/api/services", &[bearer(token)], None).await;
         assert_eq!(s, StatusCode::OK, "{body}");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let neko = v["services"]
@@ -165,20 +172,11 @@ async fn neko_ready_after(addr: SocketAddr, above: u64) -> (i32, u64) {
     }
 }
 
-#[tokio::test]
-async fn deskd_run_starts_neko_and_relays_through_it() {
-    if Command::new("Xvfb")
-        .arg("-help")
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
-        println!("skipping: Xvfb not installed");
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("deskd-relay-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let wrapper = write_wrapper(&dir);
+/// `deskd run` with Xvfb and the fake neko, from a fresh config in `dir`. Inherited
+/// `NEKO_LEGACY` and `NEKO_MEMBER_PROVIDER` must not reach neko.
+fn start_deskd(dir: &Path, token: Option<&str>, stderr: Stdio) -> (Deskd, SocketAddr) {
+    std::fs::create_dir_all(dir).unwrap();
+    let wrapper = write_wrapper(dir);
     let http_port = free_port();
     let neko_port = free_port();
     let display = free_display();
@@ -193,24 +191,117 @@ async fn deskd_run_starts_neko_and_relays_through_it() {
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_deskd"))
-        .args(["run", "-c"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deskd"));
+    cmd.args(["run", "-c"])
         .arg(&config)
         .arg("--conf-d")
         .arg(dir.join("no-conf.d"))
-        .env("DESKD_TOKEN", TOKEN)
+        .env_remove("DESKD_TOKEN")
+        .env_remove("DESKD_VIEW_TOKEN")
         .env("NEKO_LEGACY", "true")
         .env("NEKO_MEMBER_PROVIDER", "multiuser")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn deskd");
-    let deskd = Deskd {
-        child,
-        dir: dir.clone(),
-    };
+        .stderr(stderr);
+    if let Some(t) = token {
+        cmd.env("DESKD_TOKEN", t);
+    } else {
+        cmd.env("DESKD_LOG", "debug");
+    }
+    let child = cmd.spawn().expect("spawn deskd");
     let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+    (
+        Deskd {
+            child,
+            dir: dir.to_path_buf(),
+        },
+        addr,
+    )
+}
+
+#[tokio::test]
+async fn generated_token_is_printed_once_and_secrets_stay_out_of_logs() {
+    if Command::new("Xvfb")
+        .arg("-help")
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        println!("skipping: Xvfb not installed");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("deskd-relay-e2e-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Outside `dir`, which is removed when deskd is stopped.
+    let log_path = dir.with_extension("log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let (deskd, addr) = start_deskd(&dir, None, Stdio::from(log));
+    assert!(wait_ready(addr, 60).await, "deskd never became ready");
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let url_prefix = format!("http://127.0.0.1:{}/?token=", addr.port());
+    let token: String = text
+        .split(&url_prefix)
+        .nth(1)
+        .expect("the login URL on stderr")
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    assert_eq!(token.len(), 64, "{text}");
+    // The printed token works: as Bearer, and through the browser flow.
+    let (s, _, _) = http_request(addr, Method::GET, "/api/services", &[bearer(&token)], None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = http_request(addr, Method::GET, &format!("/?token={token}"), &[], None).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+
+    // Debug logs of a relay's whole life, including a neko kill (logout fallback path).
+    let mut req = format!("ws://{addr}/stream/signaling")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut c, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    assert!(next_text(&mut c).await.contains("system/init"));
+    let (pid, generation) = neko_ready_after_with(addr, 0, &token).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert_eq!(expect_close(&mut c).await.0, 4503);
+    neko_ready_after_with(addr, generation, &token).await;
+    let api_token = std::fs::read_to_string(dir.join("apitoken")).unwrap();
+    assert_eq!(api_token.len(), 64);
+    drop(deskd); // SIGTERM and wait: the whole log is written
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(text.contains("relay opened"), "relay log expected:\n{text}");
+    assert!(text.contains("DEBUG"), "debug level expected:\n{text}");
+    assert_eq!(
+        text.matches(&token).count(),
+        1,
+        "the access token may be printed only once:\n{text}"
+    );
+    assert!(
+        !text.contains(&api_token),
+        "neko's API token leaked into the log"
+    );
+}
+
+#[tokio::test]
+async fn deskd_run_starts_neko_and_relays_through_it() {
+    if Command::new("Xvfb")
+        .arg("-help")
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        println!("skipping: Xvfb not installed");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("deskd-relay-e2e-{}", std::process::id()));
+    let (deskd, addr) = start_deskd(&dir, Some(TOKEN), Stdio::inherit());
     assert!(wait_ready(addr, 60).await, "deskd never became ready");
 
     // neko got explicit flags and a scrubbed environment, the token only via env.
