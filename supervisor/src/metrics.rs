@@ -173,10 +173,10 @@ impl Metrics {
             &mut out,
             "deskd_service_up",
             "gauge",
-            "1 when the service is ready.",
+            "1 when the service is ready (or a one-shot that completed).",
         );
         for s in &snapshot.services {
-            let v = u8::from(s.state == ServiceState::Ready);
+            let v = u8::from(s.state.is_up());
             let _ = writeln!(
                 out,
                 "deskd_service_up{{service=\"{}\"}} {v}",
