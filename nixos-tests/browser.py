@@ -117,11 +117,19 @@ def main() -> int:
     args = parse_args()
     opts = webdriver.ChromeOptions()
     opts.binary_location = args.chromium
+    # As the repository's own Chromium tests (supervisor/tests/viewer_browser.rs): plain IP
+    # host candidates instead of mDNS names neko would have to resolve, and no throttling of
+    # the page's timers (its data-channel ping) in a window nobody looks at.
     for flag in (
         "--headless=new",
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+        "--disable-background-timer-throttling",
+        "--disable-renderer-backgrounding",
+        "--disable-backgrounding-occluded-windows",
         "--autoplay-policy=no-user-gesture-required",
         "--window-size=1280,800",
     ):
