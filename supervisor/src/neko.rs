@@ -116,6 +116,11 @@ fn command(
         &format!("{}x{}@{}", display.width, display.height, neko.fps),
     );
     flag("capture.video.codec", &neko.codec);
+    flag("capture.video.ids", VIDEO_ID);
+    flag(
+        "capture.video.pipelines",
+        &video_pipelines(&neko.codec, neko.fps),
+    );
     if !neko.audio {
         flag("capture.audio.pipeline", SILENT_AUDIO_PIPELINE);
     }
@@ -134,6 +139,123 @@ fn command(
     }
     c.extend(neko.extra_args.iter().cloned());
     c
+}
+
+/// The id of deskd's one video pipeline (the viewer's `signal/request` picks the first id).
+pub const VIDEO_ID: &str = "main";
+
+/// The encoder, its parameters (gval expressions) and the caps around it, per codec.
+///
+/// neko's built-in default pipeline is VP8 at a fixed 25 fps, and it *forces* the codec back
+/// to VP8 when no pipeline is given (`server/internal/config/capture.go`), so without this
+/// `[neko] codec` and `fps` would silently do nothing. Parameters follow neko's own defaults
+/// (`pkg/types/codec/codecs.go`, the v3 default VP8 pipeline), tuned for an interactive
+/// desktop: real-time deadlines, no B-frames, a key frame at least every 2 s so a new viewer
+/// shows a picture quickly.
+fn encoder(
+    codec: &str,
+    fps: u32,
+) -> (
+    &'static str,
+    Vec<(&'static str, String)>,
+    &'static str,
+    &'static str,
+) {
+    let keyframe = (fps * 2).max(1).to_string();
+    match codec {
+        "vp9" => (
+            "vp9enc",
+            vec![
+                ("target-bitrate", "round(3072 * 650)".into()),
+                ("cpu-used", "16".into()),
+                ("threads", "4".into()),
+                ("deadline", "1".into()),
+                ("end-usage", "cbr".into()),
+                ("keyframe-max-dist", keyframe),
+                ("static-threshold", "20".into()),
+            ],
+            "",
+            "",
+        ),
+        "h264" => (
+            "x264enc",
+            vec![
+                ("threads", "4".into()),
+                ("bitrate", "3072".into()),
+                ("key-int-max", keyframe),
+                ("bframes", "0".into()),
+                ("byte-stream", "true".into()),
+                ("tune", "zerolatency".into()),
+                ("speed-preset", "veryfast".into()),
+            ],
+            "! video/x-raw,format=I420",
+            "! video/x-h264,stream-format=byte-stream,profile=constrained-baseline",
+        ),
+        "h265" => (
+            "x265enc",
+            vec![
+                ("bitrate", "3072".into()),
+                ("key-int-max", keyframe),
+                ("tune", "zerolatency".into()),
+                ("speed-preset", "ultrafast".into()),
+            ],
+            "! video/x-raw,format=I420",
+            "! video/x-h265,stream-format=byte-stream",
+        ),
+        "av1" => (
+            "av1enc",
+            vec![
+                ("target-bitrate", "3072".into()),
+                ("cpu-used", "8".into()),
+                ("end-usage", "cbr".into()),
+                ("usage-profile", "realtime".into()),
+                ("keyframe-max-dist", keyframe),
+            ],
+            "",
+            "",
+        ),
+        // vp8, and anything config validation let through: neko's default VP8 parameters.
+        _ => (
+            "vp8enc",
+            vec![
+                ("target-bitrate", "round(3072 * 650)".into()),
+                ("cpu-used", "4".into()),
+                ("end-usage", "cbr".into()),
+                ("threads", "4".into()),
+                ("deadline", "1".into()),
+                ("undershoot", "95".into()),
+                ("buffer-size", "(3072 * 4)".into()),
+                ("buffer-initial-size", "(3072 * 2)".into()),
+                ("buffer-optimal-size", "(3072 * 3)".into()),
+                ("keyframe-max-dist", keyframe),
+                ("min-quantizer", "4".into()),
+                ("max-quantizer", "20".into()),
+            ],
+            "",
+            "",
+        ),
+    }
+}
+
+/// `capture.video.pipelines` as JSON: one pipeline, [`VIDEO_ID`], for the configured codec at
+/// the configured frame rate, without the pointer (the viewer draws the cursor itself).
+fn video_pipelines(codec: &str, fps: u32) -> String {
+    let (gst_encoder, params, gst_prefix, gst_suffix) = encoder(codec, fps);
+    let gst_params: serde_json::Map<String, serde_json::Value> = params
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+        .collect();
+    serde_json::json!({
+        VIDEO_ID: {
+            "fps": fps.to_string(),
+            "gst_prefix": gst_prefix,
+            "gst_encoder": gst_encoder,
+            "gst_params": gst_params,
+            "gst_suffix": gst_suffix,
+            "show_pointer": false,
+        }
+    })
+    .to_string()
 }
 
 /// ICE servers as the JSON neko's flags take.
@@ -177,6 +299,46 @@ mod tests {
 
     fn has(spec: &ServiceSpec, arg: &str) -> bool {
         spec.command.iter().any(|a| a == arg)
+    }
+
+    fn video_flag(spec: &ServiceSpec) -> serde_json::Value {
+        let arg = spec
+            .command
+            .iter()
+            .find_map(|a| a.strip_prefix("--capture.video.pipelines="))
+            .unwrap_or_else(|| panic!("no pipelines flag in {:?}", spec.command));
+        serde_json::from_str(arg).unwrap_or_else(|e| panic!("pipelines flag is not JSON: {e}"))
+    }
+
+    #[test]
+    fn video_pipeline_follows_codec_and_fps() {
+        let (mut neko, display) = settings();
+        let spec = service(&neko, &display, "t");
+        assert!(has(&spec, "--capture.video.ids=main"));
+        let main = &video_flag(&spec)["main"];
+        assert_eq!(main["gst_encoder"], "vp8enc");
+        assert_eq!(main["fps"], "30");
+        assert_eq!(main["show_pointer"], false);
+        assert_eq!(main["gst_params"]["keyframe-max-dist"], "60");
+
+        neko.codec = "h264".to_string();
+        neko.fps = 60;
+        let spec = service(&neko, &display, "t");
+        let main = &video_flag(&spec)["main"];
+        assert_eq!(main["gst_encoder"], "x264enc");
+        assert_eq!(main["fps"], "60");
+        assert_eq!(main["gst_params"]["tune"], "zerolatency");
+        assert_eq!(main["gst_params"]["bframes"], "0");
+        assert!(main["gst_suffix"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("! video/x-h264")));
+
+        for (codec, enc) in [("vp9", "vp9enc"), ("av1", "av1enc"), ("h265", "x265enc")] {
+            neko.codec = codec.to_string();
+            let spec = service(&neko, &display, "t");
+            assert_eq!(video_flag(&spec)["main"]["gst_encoder"], enc, "{codec}");
+            assert!(has(&spec, &format!("--capture.video.codec={codec}")));
+        }
     }
 
     #[test]
