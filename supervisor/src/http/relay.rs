@@ -451,19 +451,57 @@ where
 }
 
 /// Whether a message from a view-only client may reach neko.
+///
+/// neko decodes messages with Go's `encoding/json`, which matches object keys to the `event`
+/// field case-insensitively and lets the last match win. So every key that equals `event`
+/// ignoring ASCII case counts (no other character folds to one of its letters): the message
+/// passes only if there is at least one, all are strings, and none is a control event.
+/// `{"event":"signal/request","EVENT":"control/request"}` is a `control/request` to neko.
 pub fn view_allows(frame: &Frame) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Event<'a> {
-        #[serde(borrow)]
-        event: std::borrow::Cow<'a, str>,
-    }
     match frame {
-        Frame::Text(bytes) => match serde_json::from_slice::<Event<'_>>(bytes) {
-            Ok(e) => !is_control_event(&e.event),
+        Frame::Text(bytes) => match serde_json::from_slice::<EventKeys>(bytes) {
+            Ok(EventKeys(events)) => {
+                !events.is_empty()
+                    && events
+                        .iter()
+                        .all(|e| e.as_deref().is_some_and(|e| !is_control_event(e)))
+            }
             Err(_) => false,
         },
         Frame::Binary(_) => false,
         Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) => true,
+    }
+}
+
+/// The values of every top-level key of a JSON object that Go would take for `event`
+/// (`None` for a value that is not a string).
+struct EventKeys(Vec<Option<String>>);
+
+impl<'de> serde::Deserialize<'de> for EventKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = EventKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventKeys, A::Error> {
+                let mut events = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key.eq_ignore_ascii_case("event") {
+                        let value = map.next_value::<serde_json::Value>()?;
+                        events.push(value.as_str().map(str::to_owned));
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(EventKeys(events))
+            }
+        }
+        d.deserialize_map(Visit)
     }
 }
 
@@ -1124,5 +1162,20 @@ mod tests {
             r#"{"payload":{"a":"control/x"},"event":"signal/candidate"}"#
         )));
         assert!(!view_allows(&text(r#"{"event":"control\/move"}"#)));
+        // Go's encoding/json (neko) matches keys case-insensitively, the last one winning.
+        assert!(!view_allows(&text(
+            r#"{"event":"signal/request","EVENT":"control/request","payload":{}}"#
+        )));
+        assert!(!view_allows(&text(r#"{"Event":"control/request"}"#)));
+        assert!(!view_allows(&text(r#"{"\u0065vent":"control/request"}"#)));
+        assert!(!view_allows(&text(
+            r#"{"event":"signal/request","event":"control/request"}"#
+        )));
+        assert!(!view_allows(&text(r#"{"event":1}"#)));
+        assert!(!view_allows(&text(r#"{"payload":{}}"#)));
+        assert!(!view_allows(&text(r#"["event","signal/request"]"#)));
+        assert!(view_allows(&text(
+            r#"{"Event":"signal/request","payload":{}}"#
+        )));
     }
 }
