@@ -96,6 +96,52 @@ async fn view_token_cannot_mutate() {
 }
 
 #[tokio::test]
+async fn cookie_changes_need_an_allowed_origin() {
+    // A page on another port of the same host is same-site: the browser sends the SameSite
+    // cookie with its cross-origin POST. Such a POST must be refused before any handler runs.
+    let h = Harness::start(Setup::default()).await;
+    let same = format!("http://{}", h.addr);
+    let foreign = format!("http://{}:1", h.addr.ip());
+    let (s, _, body) = h
+        .http(
+            Method::POST,
+            "/api/services",
+            &[cookie(CONTROL), ("origin", foreign.clone())],
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains(&foreign), "{body}");
+    let (s, _, _) = h
+        .http(Method::POST, "/api/services", &[cookie(CONTROL)])
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(h.metrics.refusals(Refusal::Origin), 2);
+    // Same origin with the cookie, or a Bearer token without Origin, pass the gate (and meet
+    // the route's own method check); so does a cookie GET from anywhere (nothing changes).
+    let (s, _, _) = h
+        .http(
+            Method::POST,
+            "/api/services",
+            &[cookie(CONTROL), ("origin", same)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    let (s, _, _) = h
+        .http(Method::POST, "/api/services", &[bearer(CONTROL)])
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    let (s, _, _) = h
+        .http(
+            Method::GET,
+            "/api/services",
+            &[cookie(CONTROL), ("origin", foreign)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h.metrics.refusals(Refusal::Origin), 2);
+}
+
+#[tokio::test]
 async fn page_without_token_is_a_401_page_and_query_token_sets_cookie() {
     let h = Harness::start(Setup::default()).await;
     let (s, hdrs, body) = h.http(Method::GET, "/", &[]).await;

@@ -12,7 +12,9 @@
 //!   Handlers that need control on a GET route take the [`RequireControl`] extractor.
 //! - WebSocket upgrades must come from an allowed `Origin`: the request's own `Host`, or one of
 //!   `[http] allowed_origins` (`"*"` allows any). A request without `Origin` (not a browser) is
-//!   allowed only with a Bearer token, never on the strength of a cookie alone.
+//!   allowed only with a Bearer token, never on the strength of a cookie alone. The same rule
+//!   applies to every cookie-authenticated request other than GET/HEAD/OPTIONS (CSRF: another
+//!   port of the same host is "same-site", so `SameSite=Strict` alone does not stop it).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -357,6 +359,21 @@ fn percent_decode(v: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Where the login redirect goes: the same path without the token. A path starting with `//`
+/// would be a protocol-relative URL (another host) in `Location`, so it becomes `/`.
+fn login_redirect(path: &str, rest: &str) -> String {
+    let path = if path.starts_with("//") || path.starts_with("/\\") {
+        "/"
+    } else {
+        path
+    };
+    if rest.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{rest}")
+    }
+}
+
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     headers
         .get(header::UPGRADE)
@@ -385,11 +402,7 @@ pub async fn require(State(state): State<AppState>, mut req: Request, next: Next
                 state.metrics.refused(Refusal::Unauthorized);
                 return unauthorized(&path, "the token in the URL is not valid");
             }
-            let location = if rest.is_empty() {
-                path.clone()
-            } else {
-                format!("{path}?{rest}")
-            };
+            let location = login_redirect(&path, &rest);
             let cookie = format!("{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict");
             let mut resp = StatusCode::SEE_OTHER.into_response();
             if let (Ok(loc), Ok(c)) = (
@@ -415,7 +428,11 @@ pub async fn require(State(state): State<AppState>, mut req: Request, next: Next
         return unauthorized(&path, "wrong access token");
     };
 
-    if is_websocket_upgrade(req.headers()) {
+    // A WebSocket, or a request that changes something on the strength of the cookie alone
+    // (a page on another port of the same host is same-site, so SameSite does not stop its
+    // cross-origin POST): the Origin must be allowed.
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if is_websocket_upgrade(req.headers()) || (unsafe_method && via == Via::Cookie) {
         let origin = req
             .headers()
             .get(header::ORIGIN)
@@ -428,9 +445,9 @@ pub async fn require(State(state): State<AppState>, mut req: Request, next: Next
             state.metrics.refused(Refusal::Origin);
             let msg = match origin {
                 Some(o) => format!("origin {o} is not allowed (add it to [http] allowed_origins)"),
-                None => {
-                    "a WebSocket without Origin needs an Authorization: Bearer token".to_string()
-                }
+                None => "a request without Origin (WebSocket, or a cookie-authenticated change) \
+                         needs an Authorization: Bearer token"
+                    .to_string(),
             };
             return json_error(StatusCode::FORBIDDEN, msg);
         }
@@ -562,5 +579,13 @@ mod tests {
         );
         assert_eq!(take_query_token("x=1"), (None, "x=1".into()));
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn login_redirect_stays_on_this_host() {
+        assert_eq!(login_redirect("/", ""), "/");
+        assert_eq!(login_redirect("/x/y", "a=1"), "/x/y?a=1");
+        assert_eq!(login_redirect("//evil.example/", ""), "/");
+        assert_eq!(login_redirect("/\\evil.example", "a=1"), "/?a=1");
     }
 }
