@@ -289,7 +289,7 @@ impl Screen {
             RawAction::Scroll { x, y, dx, dy } => {
                 let (dx, dy) = (dx.unwrap_or(0), dy.unwrap_or(0));
                 for (field, v) in [("dx", dx), ("dy", dy)] {
-                    if v.abs() > MAX_SCROLL {
+                    if v.unsigned_abs() > MAX_SCROLL.unsigned_abs() {
                         return Err(format!("`{field}` {v} is beyond ±{MAX_SCROLL}"));
                     }
                 }
@@ -465,6 +465,11 @@ mod tests {
             vec![r#"{"action":"wait","ms":0}"#; MAX_ACTIONS + 1].join(",")
         );
         assert!(matches!(parse_err(&many), ActionError::Invalid(_)));
+        // i64::MIN has no absolute value: refused, not a panic (or a wrapped 0 clicks).
+        assert!(matches!(
+            parse_err(r#"{"action":"scroll","dx":-9223372036854775808,"dy":1}"#),
+            ActionError::Invalid(m) if m.contains("dx")
+        ));
         let long = format!("[{}]", [r#"{"action":"wait","ms":60000}"#; 3].join(","));
         assert!(matches!(parse_err(&long), ActionError::Invalid(_)));
     }
