@@ -81,8 +81,8 @@ impl DisplaySettings {
     }
 }
 
-/// `[http]`: the one port deskd serves.
-#[derive(Debug, Clone)]
+/// `[http]`: the one port deskd serves. `Debug` redacts the inline tokens.
+#[derive(Clone)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
     /// `[http] token` (prefer `token_file` or env `DESKD_TOKEN`).
@@ -98,6 +98,25 @@ pub struct HttpSettings {
     pub max_frame_bytes: usize,
     /// Frames buffered per direction per relay before back-pressure applies.
     pub relay_queue: usize,
+}
+
+/// What `Debug` shows instead of a secret.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| REDACTED))
+            .field("token_file", &self.token_file)
+            .field("view_token", &self.view_token.as_ref().map(|_| REDACTED))
+            .field("view_token_file", &self.view_token_file)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("max_clients", &self.max_clients)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("relay_queue", &self.relay_queue)
+            .finish()
+    }
 }
 
 impl Default for HttpSettings {
@@ -139,8 +158,8 @@ pub struct NekoSettings {
     pub extra_args: Vec<String>,
 }
 
-/// A STUN/TURN server given to browsers and to neko.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A STUN/TURN server given to browsers and to neko. `Debug` redacts the credential.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IceServer {
     pub urls: Vec<String>,
@@ -148,6 +167,16 @@ pub struct IceServer {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field("credential", &self.credential.as_ref().map(|_| REDACTED))
+            .finish()
+    }
 }
 
 /// `[api]`: the agent API.

@@ -524,3 +524,25 @@ fn udp_port_zero_means_tcp_only() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn debug_never_shows_tokens_or_credentials() {
+    let http = HttpSettings {
+        token: Some("inline-control-secret".into()),
+        view_token: Some("inline-view-secret".into()),
+        ..HttpSettings::default()
+    };
+    let ice = IceServer {
+        urls: vec!["turn:turn.example:3478".into()],
+        username: Some("user".into()),
+        credential: Some("turn-secret".into()),
+    };
+    let text = format!("{http:?} {ice:?}");
+    for secret in ["inline-control-secret", "inline-view-secret", "turn-secret"] {
+        assert!(!text.contains(secret), "{text}");
+    }
+    assert!(
+        text.contains("<redacted>") && text.contains("turn.example"),
+        "{text}"
+    );
+}
