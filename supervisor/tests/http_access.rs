@@ -276,3 +276,34 @@ async fn signaling_without_upgrade_is_400_json() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(body.contains("WebSocket"), "{body}");
 }
+
+#[tokio::test]
+async fn oversized_api_bodies_are_413_json() {
+    // No display in this harness: a body that is read reaches the handler and gets 503, one
+    // over the route's limit is refused first with 413 as JSON naming the limit.
+    let h = Harness::start(Setup::default()).await;
+    let big = "x".repeat(deskd::http::api::MAX_INPUT_BODY + 1);
+    let (s, hdrs, body) = http_request(
+        h.addr,
+        Method::POST,
+        "/api/input",
+        &[bearer(CONTROL)],
+        Some(big),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(hdrs.get(header::CONTENT_TYPE).unwrap(), "application/json");
+    assert!(body.contains("larger than 2048 KiB"), "{body}");
+    // The clipboard takes more than the input route: 3 MiB of text is read and parsed.
+    let text = format!(r#"{{"text":"{}"}}"#, "y".repeat(3 << 20));
+    let (s, _, body) = http_request(
+        h.addr,
+        Method::POST,
+        "/api/clipboard",
+        &[bearer(CONTROL), ("content-type", "application/json".into())],
+        Some(text),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("display unavailable"), "{body}");
+}

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,12 +23,26 @@ use super::auth::RequireControl;
 use super::AppState;
 use crate::desktop::{Desktop, DesktopError, ScreenshotRequest};
 
+/// Largest `POST /api/input` body (axum's default): 1000 actions or a 100000-character
+/// `type` fit easily.
+pub const MAX_INPUT_BODY: usize = 2 << 20;
+/// Largest `POST /api/clipboard` body: the largest clipboard text deskd handles, as JSON.
+pub const MAX_CLIPBOARD_BODY: usize = crate::desktop::clipboard::MAX_TEXT + (64 << 10);
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/display", get(display))
         .route("/api/screenshot", get(screenshot))
-        .route("/api/input", post(input))
-        .route("/api/clipboard", get(clipboard_get).post(clipboard_set))
+        .route(
+            "/api/input",
+            post(input).layer(DefaultBodyLimit::max(MAX_INPUT_BODY)),
+        )
+        .route(
+            "/api/clipboard",
+            get(clipboard_get)
+                .post(clipboard_set)
+                .layer(DefaultBodyLimit::max(MAX_CLIPBOARD_BODY)),
+        )
         .route("/api/windows", get(windows))
         .route("/api/windows/{id}/focus", post(focus))
         .route("/api/agent", get(agent))
@@ -115,7 +129,24 @@ async fn screenshot(
         .into_response())
 }
 
-async fn input(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+/// A request body that could not be read: `413` naming the limit when it is too large,
+/// else `400`, always as `{"error": ...}`.
+fn body_error(status: StatusCode, text: String, limit: usize) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError(
+            status,
+            format!("request body larger than {} KiB", limit >> 10),
+        )
+    } else {
+        ApiError(StatusCode::BAD_REQUEST, text)
+    }
+}
+
+async fn input(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_error(e.status(), e.body_text(), MAX_INPUT_BODY))?;
     Ok(json(blocking(&state, move |d| d.input(&body)).await?))
 }
 
@@ -144,7 +175,7 @@ async fn clipboard_set(
     body: Result<Json<SetClipboard>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(SetClipboard { text }) =
-        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+        body.map_err(|e| body_error(e.status(), e.body_text(), MAX_CLIPBOARD_BODY))?;
     blocking(&state, move |d| d.clipboard_set(text)).await?;
     Ok(json(serde_json::json!({ "ok": true })))
 }
