@@ -27,6 +27,32 @@ pub(crate) const DEFAULT_CODEC: &str = "vp8";
 /// Video codecs neko can encode.
 pub(crate) const CODECS: [&str; 5] = ["vp8", "vp9", "av1", "h264", "h265"];
 
+/// neko flags `[neko] extra_args` may not set (a flag given twice takes the last value): the
+/// ones that would open neko beyond loopback, change who may log in, or break the relay's
+/// login and cleanup. A name ending in `.` covers everything under it.
+const DESKD_OWNED_NEKO_FLAGS: [&str; 7] = [
+    "server.bind",
+    "bind",
+    "member.",
+    "session.api_token",
+    "session.cookie.",
+    "legacy",
+    "config",
+];
+
+/// The deskd-owned flag `arg` (`--key=value` or `--key`) would override, if any.
+fn owned_neko_flag(arg: &str) -> Option<&'static str> {
+    let key = arg.trim_start_matches('-');
+    let key = key.split_once('=').map_or(key, |(k, _)| k);
+    let key = key.to_ascii_lowercase();
+    DESKD_OWNED_NEKO_FLAGS
+        .into_iter()
+        .find(|owned| match owned.strip_suffix('.') {
+            Some(prefix) => key == prefix || key.starts_with(*owned),
+            None => key == *owned,
+        })
+}
+
 /// `[display]` read, plus where its program is named (for the PATH check).
 pub(crate) struct ParsedDisplay {
     pub settings: DisplaySettings,
@@ -207,6 +233,20 @@ pub(crate) fn neko(t: &mut Table<'_>, errs: &mut Errors) -> ParsedNeko {
                     &a.loc,
                     &t.key_path("extra_args"),
                     format!("{:?} is not a flag; expected \"--key=value\"", a.v),
+                );
+            } else if let Some(owned) = owned_neko_flag(&a.v) {
+                let hint = if owned == "server.bind" || owned == "bind" {
+                    "; use [neko] bind (loopback only)"
+                } else {
+                    ""
+                };
+                errs.key(
+                    &a.loc,
+                    &t.key_path("extra_args"),
+                    format!(
+                        "{:?} would override {owned}, which deskd sets itself (neko must stay behind deskd's gate){hint}",
+                        a.v
+                    ),
                 );
             }
         }

@@ -387,6 +387,31 @@ ice_servers = [{ urls = ["http://x"] }, { urls = ["stun:x"], bogus = 1 }]
 }
 
 #[test]
+fn neko_extra_args_cannot_override_what_keeps_neko_behind_deskd() {
+    let errs = errors(&[(
+        "a.toml",
+        &format!(
+            "{DISPLAY}[neko]\nbinary = \"true\"\nextra_args = [\"--debug\", \"--server.bind=0.0.0.0:18100\", \"--member.provider=multiuser\", \"--SESSION.API_TOKEN=x\", \"--session.cookie.enabled=true\", \"--capture.video.display=:1\"]\n"
+        ),
+    )]);
+    assert!(
+        has(&errs, "a.toml:5: neko.extra_args: ", "override server.bind"),
+        "{errs:#?}"
+    );
+    for owned in ["member.", "session.api_token", "session.cookie."] {
+        assert!(
+            has(&errs, "a.toml:5: neko.extra_args: ", owned),
+            "{owned}: {errs:#?}"
+        );
+    }
+    assert_eq!(
+        errs.len(),
+        4,
+        "--debug and other flags stay allowed: {errs:#?}"
+    );
+}
+
+#[test]
 fn neko_needs_display() {
     let errs = errors(&[("a.toml", "\n[neko]\nbinary = \"true\"\n")]);
     assert!(
