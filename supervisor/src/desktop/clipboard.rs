@@ -51,15 +51,8 @@ struct Client {
 
 impl Client {
     fn open(display: &str) -> Result<Client, DesktopError> {
-        let (conn, screen_num) = RustConnection::connect(Some(display))?;
-        let root = conn
-            .setup()
-            .roots
-            .get(screen_num)
-            .map(|s| s.root)
-            .ok_or_else(|| {
-                DesktopError::Unavailable(format!("{display} has no screen {screen_num}"))
-            })?;
+        let (conn, screen) = super::connect(display)?;
+        let root = screen.root;
         let atoms = Atoms::new(&conn)?.reply()?;
         let window = conn.generate_id()?;
         conn.create_window(

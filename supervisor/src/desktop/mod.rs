@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use x11rb::connection::Connection;
 use x11rb::errors::{ConnectError, ConnectionError, ReplyError, ReplyOrIdError};
-use x11rb::protocol::xproto::{ConnectionExt as _, Window};
+use x11rb::protocol::xproto::{ConnectionExt as _, Screen, Window};
 use x11rb::rust_connection::RustConnection;
 
 use crate::config::ApiSettings;
@@ -162,12 +162,19 @@ pub(crate) struct Session {
     pub(crate) remap: keymap::Remapper,
 }
 
+/// Connects to X display `display`: the connection and its default screen. Each of deskd's
+/// connections (input/queries, capture, clipboard) starts here.
+pub(crate) fn connect(display: &str) -> Result<(RustConnection, Screen), DesktopError> {
+    let (conn, screen_num) = RustConnection::connect(Some(display))?;
+    let screen = conn.setup().roots.get(screen_num).cloned().ok_or_else(|| {
+        DesktopError::Unavailable(format!("{display} has no screen {screen_num}"))
+    })?;
+    Ok((conn, screen))
+}
+
 impl Session {
     fn connect(display: &str) -> Result<Session, DesktopError> {
-        let (conn, screen_num) = RustConnection::connect(Some(display))?;
-        let screen = conn.setup().roots.get(screen_num).ok_or_else(|| {
-            DesktopError::Unavailable(format!("{display} has no screen {screen_num}"))
-        })?;
+        let (conn, screen) = connect(display)?;
         let (root, root_depth) = (screen.root, screen.root_depth);
         Ok(Session {
             conn,

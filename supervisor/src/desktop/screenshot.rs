@@ -240,11 +240,8 @@ pub(crate) struct Capturer {
 
 impl Capturer {
     pub(crate) fn connect(display: &str) -> Result<Capturer, DesktopError> {
-        let (conn, screen_num) = RustConnection::connect(Some(display))?;
+        let (conn, screen) = super::connect(display)?;
         let setup = conn.setup();
-        let screen = setup.roots.get(screen_num).ok_or_else(|| {
-            DesktopError::Unavailable(format!("{display} has no screen {screen_num}"))
-        })?;
         let root = screen.root;
         let pixmap = setup
             .pixmap_formats
