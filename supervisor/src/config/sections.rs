@@ -133,13 +133,13 @@ pub(crate) fn http(t: &mut Table<'_>, errs: &mut Errors) -> ParsedHttp {
         }
         s.allowed_origins = origins.into_iter().map(|o| o.v).collect();
     }
-    if let Some(n) = t.parse("max_clients", errs, positive) {
+    if let Some(n) = t.parse("max_clients", errs, |n| at_most(n, MAX_CLIENTS)) {
         s.max_clients = n.v;
     }
-    if let Some(n) = t.parse("max_frame_bytes", errs, positive) {
+    if let Some(n) = t.parse("max_frame_bytes", errs, |n| at_most(n, MAX_FRAME_BYTES)) {
         s.max_frame_bytes = n.v;
     }
-    if let Some(n) = t.parse("relay_queue", errs, positive) {
+    if let Some(n) = t.parse("relay_queue", errs, |n| at_most(n, MAX_RELAY_QUEUE)) {
         s.relay_queue = n.v;
     }
     ParsedHttp {
@@ -321,9 +321,19 @@ fn non_empty_path(p: String) -> Result<std::path::PathBuf, String> {
     }
 }
 
-fn positive(n: usize) -> Result<usize, String> {
+/// Upper bounds of the `[http]` relay limits. Far above any real use; they keep a typo (or
+/// an i64-sized number) from reaching tokio, whose semaphores and channels panic above
+/// `usize::MAX >> 3` permits.
+pub(crate) const MAX_CLIENTS: usize = 100_000;
+pub(crate) const MAX_FRAME_BYTES: usize = 1 << 30;
+pub(crate) const MAX_RELAY_QUEUE: usize = 1 << 20;
+
+/// 1..=`max`.
+fn at_most(n: usize, max: usize) -> Result<usize, String> {
     if n == 0 {
         Err("must be at least 1".to_string())
+    } else if n > max {
+        Err(format!("{n} is more than the limit of {max}"))
     } else {
         Ok(n)
     }

@@ -571,3 +571,27 @@ fn debug_never_shows_tokens_or_credentials() {
         "{text}"
     );
 }
+
+#[test]
+fn relay_limits_are_bounded() {
+    // i64::MAX would reach tokio's Semaphore::new and mpsc::channel, which panic above
+    // usize::MAX >> 3.
+    let errs = errors(&[(
+        "a.toml",
+        "[http]\nmax_clients = 9223372036854775807\nmax_frame_bytes = 0\nrelay_queue = 9223372036854775807\n",
+    )]);
+    assert!(
+        has(&errs, "a.toml:2: http.max_clients: ", "limit of 100000"),
+        "{errs:#?}"
+    );
+    assert!(
+        has(&errs, "a.toml:3: http.max_frame_bytes: ", "at least 1"),
+        "{errs:#?}"
+    );
+    assert!(
+        has(&errs, "a.toml:4: http.relay_queue: ", "limit"),
+        "{errs:#?}"
+    );
+    let s = ok(&[("a.toml", "[http]\nmax_clients = 100000\nrelay_queue = 1\n")]);
+    assert_eq!((s.http.max_clients, s.http.relay_queue), (100_000, 1));
+}
