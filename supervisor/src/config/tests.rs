@@ -595,3 +595,28 @@ fn relay_limits_are_bounded() {
     let s = ok(&[("a.toml", "[http]\nmax_clients = 100000\nrelay_queue = 1\n")]);
     assert_eq!((s.http.max_clients, s.http.relay_queue), (100_000, 1));
 }
+
+#[test]
+fn durations_are_bounded() {
+    // 300 billion years overflows Instant::now() + timeout (a panic in the supervisor).
+    let errs = errors(&[(
+        "a.toml",
+        "[[service]]\nname = \"a\"\ncommand = [\"true\"]\nready_timeout = \"300000000000years\"\nstop_timeout = \"366days\"\n",
+    )]);
+    assert!(
+        has(
+            &errs,
+            "a.toml:4: service[a].ready_timeout: ",
+            "limit of 365 days"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            &errs,
+            "a.toml:5: service[a].stop_timeout: ",
+            "limit of 365 days"
+        ),
+        "{errs:#?}"
+    );
+}

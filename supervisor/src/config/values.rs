@@ -7,11 +7,23 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-/// A duration such as `"200ms"`, `"10s"`, `"1m"` or `"1m 30s"`.
+/// Longest duration the config accepts. Anything longer is a typo, and deadlines are
+/// computed as `Instant::now() + duration`, which panics past about 292 billion years
+/// (humantime parses up to `u64::MAX` seconds).
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A duration such as `"200ms"`, `"10s"`, `"1m"` or `"1m 30s"`, at most [`MAX_DURATION`].
 pub(crate) fn duration(text: String) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| {
         format!("bad duration {text:?} ({e}); expected e.g. \"200ms\", \"10s\", \"1m\"")
-    })
+    })?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "duration {text:?} is longer than the limit of {} days",
+            MAX_DURATION.as_secs() / (24 * 3600)
+        ));
+    }
+    Ok(d)
 }
 
 /// A signal as a string (`"SIGTERM"`, `"TERM"`, `"15"`, any case) or an integer (`15`).
