@@ -299,7 +299,21 @@ pub(crate) fn api(t: &mut Table<'_>, errs: &mut Errors) -> ApiSettings {
     if let Some(e) = t.get::<bool>("enabled", errs) {
         s.enabled = e.v;
     }
-    if let Some(d) = t.parse("type_delay", errs, values::duration) {
+    // Every `type` action without `delay_ms` uses this; above the per-request maximum each
+    // one would be refused with a message about a `delay_ms` the agent never sent.
+    let max = crate::desktop::actions::MAX_TYPE_DELAY;
+    if let Some(d) = t.parse("type_delay", errs, |text: String| {
+        let d = values::duration(text)?;
+        if d > max {
+            Err(format!(
+                "{} ms is more than the limit of {} ms per character",
+                d.as_millis(),
+                max.as_millis()
+            ))
+        } else {
+            Ok(d)
+        }
+    }) {
         s.type_delay = d.v;
     }
     s

@@ -620,3 +620,14 @@ fn durations_are_bounded() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn type_delay_is_at_most_the_per_request_limit() {
+    let errs = errors(&[("a.toml", "[api]\ntype_delay = \"2s\"\n")]);
+    assert!(
+        has(&errs, "a.toml:2: api.type_delay: ", "limit of 1000 ms"),
+        "{errs:#?}"
+    );
+    let s = ok(&[("a.toml", "[api]\ntype_delay = \"1s\"\n")]);
+    assert_eq!(s.api.type_delay, Duration::from_secs(1));
+}
