@@ -307,3 +307,37 @@ async fn oversized_api_bodies_are_413_json() {
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body.contains("display unavailable"), "{body}");
 }
+
+#[tokio::test]
+async fn clipboard_body_is_json_whatever_the_content_type() {
+    // `curl -d '{"text":"x"}'` (the documented example) sends a form content type. The body
+    // is read as JSON anyway: here it reaches the handler (503, no display in this harness).
+    let h = Harness::start(Setup::default()).await;
+    let form = (
+        "content-type",
+        "application/x-www-form-urlencoded".to_string(),
+    );
+    let (s, _, body) = http_request(
+        h.addr,
+        Method::POST,
+        "/api/clipboard",
+        &[bearer(CONTROL), form.clone()],
+        Some(r#"{"text":"paste me"}"#.into()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // A body that is not {"text": ...} is a 400 saying what was expected.
+    let (s, _, body) = http_request(
+        h.addr,
+        Method::POST,
+        "/api/clipboard",
+        &[bearer(CONTROL), form],
+        Some(r#"{"txt":"paste me"}"#.into()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains(r#"{\"text\": \"...\"}"#) && body.contains("txt"),
+        "{body}"
+    );
+}

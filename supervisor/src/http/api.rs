@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -170,12 +170,19 @@ struct SetClipboard {
     text: String,
 }
 
+/// The body is JSON whatever its `Content-Type` says, as for `/api/input`: `curl -d` (the
+/// documented example) sends `application/x-www-form-urlencoded`.
 async fn clipboard_set(
     State(state): State<AppState>,
-    body: Result<Json<SetClipboard>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(SetClipboard { text }) =
-        body.map_err(|e| body_error(e.status(), e.body_text(), MAX_CLIPBOARD_BODY))?;
+    let body = body.map_err(|e| body_error(e.status(), e.body_text(), MAX_CLIPBOARD_BODY))?;
+    let SetClipboard { text } = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("body must be {{\"text\": \"...\"}}: {e}"),
+        )
+    })?;
     blocking(&state, move |d| d.clipboard_set(text)).await?;
     Ok(json(serde_json::json!({ "ok": true })))
 }
