@@ -59,6 +59,8 @@
       name = "window-manager";
       command = [ windowManager ];
       after = [ "display" ];
+      # ready once it owns the display (WM_S0): a terminal mapped earlier may stay unmanaged
+      ready.wm = ":${toString display}";
       restart = "always";
     }
     {

@@ -106,6 +106,12 @@ pub async fn wait_ready(
 async fn probe_once(ready: &Readiness) -> Result<(), String> {
     match ready {
         Readiness::X11 { display } => x11_handshake(display).await,
+        Readiness::WindowManager { display } => {
+            let display = display.clone();
+            tokio::task::spawn_blocking(move || window_manager_running(&display))
+                .await
+                .map_err(|e| format!("window manager probe: {e}"))?
+        }
         Readiness::Tcp { addr } => TcpStream::connect(addr.as_str())
             .await
             .map(drop)
@@ -113,6 +119,58 @@ async fn probe_once(ready: &Readiness) -> Result<(), String> {
         Readiness::Http { url } => http_get_2xx(url).await,
         Readiness::Started | Readiness::Log { .. } | Readiness::Exit => Ok(()),
     }
+}
+
+/// Whether a window manager has taken over `display`'s first screen: the ICCCM manager
+/// selection `WM_S<screen>` has an owner, or the root window carries EWMH's
+/// `_NET_SUPPORTING_WM_CHECK`. Blocking (x11rb); run it off the async threads.
+fn window_manager_running(display: &str) -> Result<(), String> {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _};
+
+    let (conn, screen) =
+        x11rb::connect(Some(display)).map_err(|e| format!("connect to {display}: {e}"))?;
+    let root = conn
+        .setup()
+        .roots
+        .get(screen)
+        .map(|s| s.root)
+        .ok_or_else(|| format!("{display} has no screen {screen}"))?;
+    let x = |e: &dyn std::fmt::Display| format!("{display}: {e}");
+    let selection = conn
+        .intern_atom(false, format!("WM_S{screen}").as_bytes())
+        .map_err(|e| x(&e))?
+        .reply()
+        .map_err(|e| x(&e))?
+        .atom;
+    let owner = conn
+        .get_selection_owner(selection)
+        .map_err(|e| x(&e))?
+        .reply()
+        .map_err(|e| x(&e))?
+        .owner;
+    if owner != x11rb::NONE {
+        return Ok(());
+    }
+    let check = conn
+        .intern_atom(true, b"_NET_SUPPORTING_WM_CHECK")
+        .map_err(|e| x(&e))?
+        .reply()
+        .map_err(|e| x(&e))?
+        .atom;
+    if check != x11rb::NONE {
+        let prop = conn
+            .get_property(false, root, check, AtomEnum::WINDOW, 0, 1)
+            .map_err(|e| x(&e))?
+            .reply()
+            .map_err(|e| x(&e))?;
+        if prop.value_len > 0 {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "no window manager on {display} yet (WM_S{screen} has no owner)"
+    ))
 }
 
 /// Where the X server of `display` (`:99`, `:99.0`, `host:99`) listens.

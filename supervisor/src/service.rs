@@ -50,6 +50,10 @@ pub enum Readiness {
     Started,
     /// An X11 connection handshake to this display (e.g. `:99`) succeeds.
     X11 { display: String },
+    /// A window manager runs on this display: the ICCCM `WM_S0` selection has an owner or
+    /// the root window has `_NET_SUPPORTING_WM_CHECK`. Clients started before that may map
+    /// their windows while the window manager is still taking over, and stay unmanaged.
+    WindowManager { display: String },
     /// A TCP connect to this address succeeds.
     Tcp { addr: String },
     /// An HTTP GET to this URL answers 2xx.
@@ -66,6 +70,9 @@ impl Readiness {
         match self {
             Readiness::Started => "process started".to_string(),
             Readiness::X11 { display } => format!("X11 handshake on display {display}"),
+            Readiness::WindowManager { display } => {
+                format!("a window manager on display {display}")
+            }
             Readiness::Tcp { addr } => format!("TCP connect to {addr}"),
             Readiness::Http { url } => format!("HTTP 2xx from {url}"),
             Readiness::Log { pattern } => format!("output line matching /{}/", pattern.as_str()),

@@ -177,6 +177,9 @@ fn readiness(t: &mut Table<'_>, errs: &mut Errors) -> Option<Readiness> {
     if let Some(d) = t.parse("x11", errs, values::x_display) {
         found.push(Readiness::X11 { display: d.v });
     }
+    if let Some(d) = t.parse("wm", errs, values::x_display) {
+        found.push(Readiness::WindowManager { display: d.v });
+    }
     if let Some(a) = t.parse("tcp", errs, values::host_port) {
         found.push(Readiness::Tcp { addr: a.v });
     }
@@ -199,19 +202,19 @@ fn readiness(t: &mut Table<'_>, errs: &mut Errors) -> Option<Readiness> {
     }
     let set = t
         .keys()
-        .filter(|k| ["x11", "tcp", "http", "log", "exit"].contains(k))
+        .filter(|k| ["x11", "wm", "tcp", "http", "log", "exit"].contains(k))
         .count();
     if set == 0 {
         errs.key(
             t.at(),
             t.path(),
-            "expected one probe: { x11 = \":99\" }, { tcp = \"HOST:PORT\" }, { http = \"http://...\" }, { log = \"regex\" } or { exit = true }",
+            "expected one probe: { x11 = \":99\" }, { wm = \":99\" }, { tcp = \"HOST:PORT\" }, { http = \"http://...\" }, { log = \"regex\" } or { exit = true }",
         );
     } else if set > 1 {
         errs.key(
             t.at(),
             t.path(),
-            "give exactly one probe (x11, tcp, http, log or exit)",
+            "give exactly one probe (x11, wm, tcp, http, log or exit)",
         );
         return None;
     }
