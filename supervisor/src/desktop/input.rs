@@ -3,7 +3,7 @@
 //! every event, and a screenshot taken next sees their effect as far as X is concerned.
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
@@ -27,6 +27,13 @@ const DRAG_STEPS: i32 = 8;
 const DRAG_STEP_PAUSE: Duration = Duration::from_millis(4);
 /// Pause before rebinding spare keycodes, so clients have looked up the previous keys.
 const REBIND_PAUSE: Duration = Duration::from_millis(50);
+/// How long keyboard input waits after a button release. A click is how an agent focuses a
+/// window, but the window manager moves the focus only after it has seen the click (openbox:
+/// a passive grab, then SetInputFocus), so keys sent at once went to the previously focused
+/// window and were lost — the race xdotool hides by being a new process per command.
+const FOCUS_SETTLE: Duration = Duration::from_millis(50);
+/// How long the first key event of a connection is given to settle (see `warm_up_keyboard`).
+const KEYBOARD_WARM_UP: Duration = Duration::from_millis(50);
 
 /// Runs `actions` in order.
 pub(crate) fn run(s: &mut Session, actions: &[Action]) -> Result<(), DesktopError> {
@@ -74,12 +81,14 @@ pub(crate) fn run(s: &mut Session, actions: &[Action]) -> Result<(), DesktopErro
                 }
             }
             Action::Key { combos, mode } => {
+                x.settle_focus()?;
                 let km = keymap_of(&mut keymap, x.s)?;
                 for combo in combos {
                     x.combo(km, combo, *mode)?;
                 }
             }
             Action::Type { text, delay } => {
+                x.settle_focus()?;
                 let km = keymap_of(&mut keymap, x.s)?;
                 x.type_text(km, text, *delay)?;
             }
@@ -93,13 +102,39 @@ pub(crate) fn run(s: &mut Session, actions: &[Action]) -> Result<(), DesktopErro
 /// The keymap, fetched once per request on first keyboard use.
 fn keymap_of<'k>(
     slot: &'k mut Option<Keymap>,
-    s: &Session,
+    s: &mut Session,
 ) -> Result<&'k mut Keymap, DesktopError> {
     if slot.is_none() {
-        *slot = Some(Keymap::fetch(&s.conn)?);
+        let keymap = Keymap::fetch(&s.conn)?;
+        warm_up_keyboard(s, &keymap)?;
+        *slot = Some(keymap);
     }
     slot.as_mut()
         .ok_or_else(|| DesktopError::X11("keyboard mapping unavailable".into()))
+}
+
+/// The first XTEST key event the server sees switches the core keyboard to the "XTEST
+/// keyboard" device, and the X server tells every client the keyboard changed. Under a window
+/// manager (seen with openbox and xterm) the keys that follow at once were lost: the whole
+/// first `type` of a fresh desktop vanished, while later ones arrived. So once per connection,
+/// before any real key, press and release Shift (it types nothing), let the server and
+/// clients process the switch, then go on. (Not a keycode without keysym: a spare keycode
+/// bound right after would make clients, which translate keycodes late, see that keysym.)
+fn warm_up_keyboard(s: &mut Session, keymap: &Keymap) -> Result<(), DesktopError> {
+    if s.keyboard_warm {
+        return Ok(());
+    }
+    s.keyboard_warm = true;
+    let Some(KeyPos { keycode, .. }) = keymap.find(XK_SHIFT_L) else {
+        return Ok(());
+    };
+    for kind in [KEY_PRESS_EVENT, KEY_RELEASE_EVENT] {
+        s.conn
+            .xtest_fake_input(kind, keycode, CURRENT_TIME, s.root, 0, 0, 0)?;
+    }
+    s.conn.get_input_focus()?.reply()?;
+    thread::sleep(KEYBOARD_WARM_UP);
+    Ok(())
 }
 
 struct Xtest<'s> {
@@ -121,13 +156,28 @@ impl Xtest<'_> {
         self.fake(MOTION_NOTIFY_EVENT, 0, Some(p))
     }
 
-    fn button(&self, button: Button, down: bool) -> Result<(), DesktopError> {
+    fn button(&mut self, button: Button, down: bool) -> Result<(), DesktopError> {
         let kind = if down {
             BUTTON_PRESS_EVENT
         } else {
+            self.s.last_button_release = Some(Instant::now());
             BUTTON_RELEASE_EVENT
         };
         self.fake(kind, button, None)
+    }
+
+    /// Before keyboard input: if a button was released less than [`FOCUS_SETTLE`] ago (in
+    /// this request or the previous one), let the X server deliver the click and the window
+    /// manager react before the first key.
+    fn settle_focus(&mut self) -> Result<(), DesktopError> {
+        let Some(released) = self.s.last_button_release.take() else {
+            return Ok(());
+        };
+        if let Some(left) = FOCUS_SETTLE.checked_sub(released.elapsed()) {
+            self.s.conn.get_input_focus()?.reply()?;
+            self.pause(left)?;
+        }
+        Ok(())
     }
 
     fn key(&self, keycode: Keycode, down: bool) -> Result<(), DesktopError> {

@@ -160,6 +160,11 @@ pub(crate) struct Session {
     pub(crate) root_depth: u8,
     /// Spare keycodes deskd has bound to keysyms, least recently used first.
     pub(crate) remap: keymap::Remapper,
+    /// When deskd last released a pointer button: keyboard input right after a click waits
+    /// for the window manager to move the focus (see `input::FOCUS_SETTLE`).
+    pub(crate) last_button_release: Option<std::time::Instant>,
+    /// Whether this connection has sent its first key event (see `input::warm_up_keyboard`).
+    pub(crate) keyboard_warm: bool,
 }
 
 /// Connects to X display `display`: the connection and its default screen. Each of deskd's
@@ -181,6 +186,8 @@ impl Session {
             root,
             root_depth,
             remap: keymap::Remapper::default(),
+            last_button_release: None,
+            keyboard_warm: false,
         })
     }
 
