@@ -118,9 +118,9 @@ async fn run_async(settings: Settings, neko_api_token: String, reaper: Reaper) -
     outcome.exit_code()
 }
 
-/// HTTP SERVER HOOK: start serving `settings.http` here (spawned, so this returns at once),
-/// reading service state from `status` and stopping when `shutdown` is cancelled. An error
-/// (e.g. the port is taken) ends deskd with exit 1 before any service starts.
+/// Starts serving `settings.http` (spawned, so this returns at once), reading service state
+/// from `status` and stopping when `shutdown` is cancelled. An error (e.g. the port is taken)
+/// ends deskd with exit 1 before any service starts.
 async fn start_http(
     settings: &Settings,
     status: watch::Receiver<Snapshot>,

@@ -48,7 +48,10 @@ pub async fn wait_ready(
     log: Option<watch::Receiver<bool>>,
 ) -> Result<(), ReadyError> {
     let start = Instant::now();
-    let deadline = start + timeout;
+    // Config caps timeouts; a library caller's absurd one waits "forever" instead of panicking.
+    let deadline = start
+        .checked_add(timeout)
+        .unwrap_or_else(|| start + Duration::from_secs(365 * 24 * 3600));
     let timed_out = |last_error: Option<String>| ReadyError::Timeout {
         probe: ready.describe(),
         waited: timeout,

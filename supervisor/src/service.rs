@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-/// A validated service, ready to be supervised.
-#[derive(Debug, Clone)]
+/// A validated service, ready to be supervised. Its `Debug` output redacts the values of
+/// `secret_env` entries (neko's API token, TURN credentials).
+#[derive(Clone)]
 pub struct ServiceSpec {
     /// Unique name; used in logs, metrics, `after` lists and the HTTP status.
     pub name: String,
@@ -111,6 +112,34 @@ impl Default for Backoff {
     }
 }
 
+impl std::fmt::Debug for ServiceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: BTreeMap<&str, &str> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), self.display_env_value(k, v)))
+            .collect();
+        f.debug_struct("ServiceSpec")
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field("env", &env)
+            .field("secret_env", &self.secret_env)
+            .field("scrub_env_prefixes", &self.scrub_env_prefixes)
+            .field("cwd", &self.cwd)
+            .field("user", &self.user)
+            .field("ready", &self.ready)
+            .field("ready_timeout", &self.ready_timeout)
+            .field("after", &self.after)
+            .field("restart", &self.restart)
+            .field("backoff", &self.backoff)
+            .field("stop_signal", &self.stop_signal)
+            .field("stop_timeout", &self.stop_timeout)
+            .field("critical", &self.critical)
+            .field("main", &self.main)
+            .finish()
+    }
+}
+
 impl ServiceSpec {
     /// A spec with the defaults of a `[[service]]` table that sets only name and command.
     pub fn new(name: impl Into<String>, command: Vec<String>) -> Self {
@@ -141,5 +170,24 @@ impl ServiceSpec {
         } else {
             value
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_secret_env() {
+        let mut spec = ServiceSpec::new("neko", vec!["neko".into()]);
+        spec.env.insert("TOKEN".into(), "s3cret-value".into());
+        spec.env.insert("DISPLAY".into(), ":99".into());
+        spec.secret_env.push("TOKEN".into());
+        let shown = format!("{spec:?}");
+        assert!(!shown.contains("s3cret-value"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains(":99"),
+            "{shown}"
+        );
     }
 }
