@@ -7,6 +7,8 @@ mod harness;
 #[path = "support/neko_standin.rs"]
 mod neko_standin;
 
+use std::time::Duration;
+
 use deskd::metrics::Refusal;
 use deskd::supervisor::{ServiceState, Snapshot};
 use harness::*;
@@ -339,5 +341,57 @@ async fn clipboard_body_is_json_whatever_the_content_type() {
     assert!(
         body.contains(r#"{\"text\": \"...\"}"#) && body.contains("txt"),
         "{body}"
+    );
+}
+
+/// A client that never finishes its request head is disconnected after the header-read
+/// timeout, and connections beyond `max_connections` wait until a slot frees: PID 1 does not
+/// hand its file descriptors to whoever connects.
+#[tokio::test]
+async fn slow_and_excess_connections_are_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let h = Harness::start(Setup {
+        limits: deskd::http::ServeLimits {
+            header_read_timeout: Duration::from_millis(500),
+            max_connections: 2,
+        },
+        ..Setup::default()
+    })
+    .await;
+
+    // Half a request head, then silence: closed within the timeout (not after 10 s).
+    let mut slow = tokio::net::TcpStream::connect(h.addr)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "a half-sent request head kept its connection open for 10 s"
+    );
+
+    // Two idle keep-alive connections take both slots; a third is served only once one
+    // of them goes away (here: by the header timeout of its next request).
+    let mut a = tokio::net::TcpStream::connect(h.addr).await.expect("a");
+    let mut b = tokio::net::TcpStream::connect(h.addr).await.expect("b");
+    a.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("a");
+    b.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("b");
+    let mut one = [0u8; 12];
+    a.read_exact(&mut one).await.expect("a answered");
+    b.read_exact(&mut one).await.expect("b answered");
+    let started = std::time::Instant::now();
+    let (status, _, _) = http_request(h.addr, Method::GET, "/healthz", &[], None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "a third connection was served at once although both slots were taken"
     );
 }

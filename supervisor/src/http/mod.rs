@@ -13,15 +13,20 @@ pub mod relay;
 pub mod viewer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
 use crate::supervisor::Snapshot;
@@ -58,6 +63,26 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Limits of the accept loop: PID 1 must not let unauthenticated clients hold its file
+/// descriptors. (axum's `serve` sets no timer, so hyper's header-read timeout is off there.)
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// A connection that has not sent a whole request head within this is closed.
+    pub header_read_timeout: Duration,
+    /// HTTP connections open at once (upgraded WebSockets leave the count; the relay has
+    /// its own `max_clients`). Further clients wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
 /// Serves `router(state)` on `listener` until `shutdown` is cancelled, then stops accepting,
 /// closes every relay (1001) and lets in-flight requests finish.
 pub async fn serve(
@@ -65,20 +90,69 @@ pub async fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_with_limits(listener, state, shutdown, ServeLimits::default()).await
+}
+
+/// [`serve`] with explicit [`ServeLimits`].
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+    limits: ServeLimits,
+) -> std::io::Result<()> {
     let relay = state.relay.clone();
     let app = router(state);
-    // Signaling is small messages in both directions: no Nagle delay on the browser side.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let connections = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let tcp = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _peer)) => tcp,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // Signaling is small messages in both directions: no Nagle delay.
         let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.cancelled().await;
-            if let Some(r) = relay {
-                r.close_all();
+        let service = TowerToHyperService::new(app.clone());
+        let stop = shutdown.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
             }
-        })
-        .await
+        });
+    }
+    if let Some(r) = relay {
+        r.close_all();
+    }
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }
 
 /// Binds `settings.http.listen`, builds the state (tokens, relay settings from `[neko]` and

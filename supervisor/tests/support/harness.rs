@@ -74,6 +74,8 @@ pub struct Setup {
     pub allowed_origins: Vec<String>,
     /// Point the relay somewhere else than the stand-in (e.g. a dead port).
     pub neko_override: Option<SocketAddr>,
+    /// The accept loop's limits.
+    pub limits: deskd::http::ServeLimits,
 }
 
 impl Default for Setup {
@@ -85,6 +87,7 @@ impl Default for Setup {
             neko_state: ServiceState::Ready,
             allowed_origins: vec![],
             neko_override: None,
+            limits: deskd::http::ServeLimits::default(),
         }
     }
 }
@@ -117,7 +120,12 @@ impl Harness {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
-        tokio::spawn(deskd::http::serve(listener, state, shutdown.clone()));
+        tokio::spawn(deskd::http::serve_with_limits(
+            listener,
+            state,
+            shutdown.clone(),
+            setup.limits,
+        ));
         Harness {
             addr,
             standin,
