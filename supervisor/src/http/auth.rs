@@ -172,6 +172,31 @@ impl Auth {
         }
     }
 
+    /// Writes the control token to `path` (mode 0600, directory created 0700 if missing), so
+    /// that `deskd ctl` in a shell of the same user (e.g. `docker exec`) finds it. A file
+    /// left from an earlier start is replaced, never reused with its old mode.
+    pub fn write_token_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        writeln!(file, "{}", self.control)
+    }
+
     /// What `presented` allows, compared in constant time against both tokens.
     pub fn check(&self, presented: &str) -> Option<Access> {
         let p = presented.as_bytes();

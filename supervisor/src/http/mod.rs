@@ -193,6 +193,15 @@ pub async fn start(
         desktop,
     };
     state.auth.announce(local);
+    let token_file = std::path::Path::new(crate::ctl::DEFAULT_TOKEN_FILE);
+    match state.auth.write_token_file(token_file) {
+        Ok(()) => {
+            tracing::info!(path = %token_file.display(), "control token written for deskd ctl")
+        }
+        Err(e) => {
+            tracing::debug!(path = %token_file.display(), error = %e, "control token file not written; deskd ctl needs DESKD_TOKEN")
+        }
+    }
     tracing::info!(listen = %local, "HTTP server listening");
     Ok(tokio::spawn(async move {
         if let Err(e) = serve(listener, state, shutdown).await {
