@@ -73,8 +73,17 @@ echo "deskd=$?"
         .expect("run the script");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let log = std::fs::read_to_string(dir.join("deskd.log")).unwrap_or_default();
-    assert!(stdout.contains("mode=600"), "token file mode: {stdout}\n{log}");
+    assert!(
+        stdout.contains("mode=600"),
+        "token file mode: {stdout}\n{log}"
+    );
     assert!(stdout.contains("ctl=0"), "ctl failed: {stdout}\n{log}");
-    assert!(stdout.contains("\"width\": 640"), "no display info: {stdout}");
-    assert!(stdout.contains("deskd=0"), "deskd did not stop cleanly: {stdout}\n{log}");
+    assert!(
+        stdout.contains("\"width\": 640"),
+        "no display info: {stdout}"
+    );
+    assert!(
+        stdout.contains("deskd=0"),
+        "deskd did not stop cleanly: {stdout}\n{log}"
+    );
 }
