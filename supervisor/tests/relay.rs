@@ -197,6 +197,43 @@ async fn max_clients_refused_before_upgrade() {
 }
 
 #[tokio::test]
+async fn view_clients_at_their_limit_leave_room_for_control() {
+    let mut setup = Setup::default();
+    setup.http.max_clients = 4; // reserve max(1, 4 / 4) = 1: at most 3 view clients
+    let h = Harness::start(setup).await;
+    assert_eq!(h.relay.max_view_clients(), 3);
+    let mut views = Vec::new();
+    for _ in 0..3 {
+        let mut v = h.ws(&[bearer(VIEW)]).await.expect("view client connects");
+        let init = next_text(&mut v).await;
+        assert!(init.contains("system/init"), "{init}");
+        views.push(v);
+    }
+    // A fourth view client is refused although a slot is free...
+    let (status, body) = refused(h.ws(&[bearer(VIEW)]).await.unwrap_err());
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("too many viewers"), "{body}");
+    assert!(body.contains("control clients"), "{body}");
+    assert_eq!(h.metrics.refusals(Refusal::TooManyClients), 1);
+    assert_eq!(h.relay.free_slots(), 1);
+    // ...because it is kept for a control client.
+    let _c = h.control_client().await;
+    // Now every slot is taken: another view client is still refused.
+    let (status, body) = refused(h.ws(&[bearer(VIEW)]).await.unwrap_err());
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("too many viewers"), "{body}");
+    // A view slot frees when a view client leaves.
+    drop(views.pop());
+    assert!(wait_for(20, || h.relay.free_slots() == 1).await);
+    let mut v = h
+        .ws(&[bearer(VIEW)])
+        .await
+        .expect("view client connects again");
+    let init = next_text(&mut v).await;
+    assert!(init.contains("system/init"), "{init}");
+}
+
+#[tokio::test]
 async fn oversized_message_closes_with_1009() {
     let mut setup = Setup::default();
     setup.http.max_frame_bytes = 64 * 1024;

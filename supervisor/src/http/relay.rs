@@ -13,6 +13,12 @@
 //! configured, `503` too many clients (`[http] max_clients`), `502` neko login or WebSocket
 //! failed, `400` not a WebSocket request (and `401`/`403` from [`super::auth`]).
 //!
+//! Client slots: `max_clients` relays in all, of which view-only clients may hold at most
+//! `max_clients - reserve` (reserve = `max(1, max_clients / 4)`, so with `max_clients = 1`
+//! the one slot is for control clients). A holder of the view token can therefore never lock
+//! controllers out: while view clients are at their limit, `reserve` slots stay free for
+//! control clients.
+//!
 //! Close codes the browser can see after the upgrade (the viewer acts on these):
 //!
 //! | code | reason (example) | viewer action |
@@ -88,6 +94,8 @@ pub struct RelaySettings {
     /// Deadline for each neko API call and for opening neko's WebSocket.
     pub neko_timeout: Duration,
     slots: Arc<Semaphore>,
+    /// View-only clients' share of `slots` (`max_clients` minus the control reserve).
+    view_slots: Arc<Semaphore>,
     next_id: AtomicU64,
     closing: CancellationToken,
 }
@@ -117,6 +125,7 @@ impl RelaySettings {
             stall_timeout: Duration::from_secs(10),
             neko_timeout: Duration::from_secs(10),
             slots: Arc::new(Semaphore::new(http.max_clients)),
+            view_slots: Arc::new(Semaphore::new(view_limit(http.max_clients))),
             next_id: AtomicU64::new(1),
             closing: CancellationToken::new(),
         }
@@ -136,6 +145,48 @@ impl RelaySettings {
     pub fn free_slots(&self) -> usize {
         self.slots.available_permits()
     }
+
+    /// How many view-only relays may be open at once (see the module doc).
+    pub fn max_view_clients(&self) -> usize {
+        view_limit(self.max_clients)
+    }
+}
+
+/// View-only clients' limit: `max_clients` minus a reserve of `max(1, max_clients / 4)` slots
+/// that only control clients can take.
+fn view_limit(max_clients: usize) -> usize {
+    max_clients.saturating_sub((max_clients / 4).max(1))
+}
+
+/// A relay's hold on its client slot (and, for view clients, on a view slot); released on drop.
+struct Slot {
+    _any: OwnedSemaphorePermit,
+    _view: Option<OwnedSemaphorePermit>,
+}
+
+/// Takes a slot for a client with this access, or says why not.
+fn take_slot(relay: &RelaySettings, access: Access) -> Result<Slot, String> {
+    let view = match access {
+        Access::Control => None,
+        Access::View => Some(relay.view_slots.clone().try_acquire_owned().map_err(|_| {
+            format!(
+                "too many viewers: {} view-only connected, the limit is [http] max_clients \
+                 minus {} slots kept for control clients",
+                relay.max_view_clients(),
+                relay.max_clients - relay.max_view_clients()
+            )
+        })?),
+    };
+    let any = relay.slots.clone().try_acquire_owned().map_err(|_| {
+        format!(
+            "too many viewers: {} connected, the limit is [http] max_clients",
+            relay.max_clients
+        )
+    })?;
+    Ok(Slot {
+        _any: any,
+        _view: view,
+    })
 }
 
 pub fn routes() -> Router<AppState> {
@@ -802,15 +853,12 @@ async fn signaling(
             return json_error(StatusCode::SERVICE_UNAVAILABLE, reason);
         }
     };
-    let Ok(permit) = relay.slots.clone().try_acquire_owned() else {
-        metrics.refused(Refusal::TooManyClients);
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "too many viewers: {} connected, the limit is [http] max_clients",
-                relay.max_clients
-            ),
-        );
+    let permit = match take_slot(&relay, access) {
+        Ok(slot) => slot,
+        Err(reason) => {
+            metrics.refused(Refusal::TooManyClients);
+            return json_error(StatusCode::SERVICE_UNAVAILABLE, reason);
+        }
     };
 
     let n = relay.next_id.fetch_add(1, Ordering::Relaxed);
@@ -897,7 +945,7 @@ async fn run(
     socket: WebSocket,
     neko: NekoSocket,
     guard: SessionGuard,
-    _permit: OwnedSemaphorePermit,
+    _permit: Slot,
     policy: Policy,
     metrics: Arc<Metrics>,
     status: watch::Receiver<Snapshot>,
