@@ -3,70 +3,26 @@
 //! `signal/provide` for a `signal/request`, and after a churn of connections neko's session
 //! list (as `system/init` reports it) is back where it started.
 
+#[path = "support/deskd_run.rs"]
+mod deskd_run;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "support/neko_standin.rs"]
 mod neko_standin;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use deskd_run::{free_display, free_port, wait_ready, DeskdRun};
 use futures_util::SinkExt;
-use harness::{bearer, http_request, next_text};
-use hyper::http::{Method, StatusCode};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use harness::next_text;
 use tokio_tungstenite::tungstenite::Message;
 
 const TOKEN: &str = "real-neko-token";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn free_display() -> u32 {
-    let start = 400 + std::process::id() % 400;
-    (start..start + 400)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-        })
-        .unwrap_or(start)
-}
-
-struct Deskd(Child);
-
-impl Drop for Deskd {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn connect(addr: SocketAddr) -> harness::Client {
-    let mut req = format!("ws://{addr}/stream/signaling")
-        .into_client_request()
-        .unwrap();
-    let (k, v) = bearer(TOKEN);
-    req.headers_mut().insert(k, v.parse().unwrap());
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (ws, _) = tokio_tungstenite::client_async(req, tcp)
-        .await
-        .expect("relay handshake");
-    ws
+    deskd_run::connect_relay(addr, TOKEN).await
 }
 
 /// Opens a relay, returns how many sessions neko's `system/init` lists, closes it.
@@ -97,40 +53,20 @@ async fn real_neko_through_deskd() {
         format!(
             "[display]\nnumber = {}\nsize = \"1280x720\"\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
              [neko]\nbinary = \"{neko}\"\nbind = \"127.0.0.1:{}\"\nudp_port = {}\nnat1to1 = [\"127.0.0.1\"]\naudio = false\n",
-            free_display(),
+            free_display(400),
             free_port(),
             free_port()
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_deskd"))
-        .args(["run", "-c"])
-        .arg(&config)
-        .arg("--conf-d")
-        .arg(dir.join("no-conf.d"))
-        .env("DESKD_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn deskd");
-    let _deskd = Deskd(child);
+    let mut cmd = deskd_run::run_command(&config, &dir);
+    cmd.env("DESKD_TOKEN", TOKEN).stderr(Stdio::inherit());
+    let _deskd = DeskdRun::spawn(&mut cmd, &dir);
     let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
-
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            let (s, _, _) = http_request(addr, Method::GET, "/readyz", &[], None).await;
-            if s == StatusCode::OK {
-                break;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "deskd with real neko never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert!(
+        wait_ready(addr, Duration::from_secs(90)).await,
+        "deskd with real neko never became ready"
+    );
 
     // system/init, then signal/request → signal/provide (other events may come first).
     let mut c = connect(addr).await;

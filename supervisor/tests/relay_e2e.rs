@@ -4,21 +4,21 @@
 //! `/readyz` and the relay with its token, and closes relays with 4503 when neko is killed
 //! and restarted.
 
+#[path = "support/deskd_run.rs"]
+mod deskd_run;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "support/neko_standin.rs"]
 mod neko_standin;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use deskd_run::{free_display, free_port, wait_ready, DeskdRun};
 use harness::{bearer, expect_close, http_request, next_text};
 use hyper::http::{Method, StatusCode};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const TOKEN: &str = "e2e-control-token";
 
@@ -26,119 +26,11 @@ const TOKEN: &str = "e2e-control-token";
 #[test]
 #[ignore = "entry point of the fake neko program used by the e2e test"]
 fn fake_neko() {
-    let Ok(dir) = std::env::var("DESKD_FAKE_NEKO_DIR") else {
-        return;
-    };
-    let argv = std::fs::read_to_string(Path::new(&dir).join("argv")).expect("argv file");
-    let bind = argv
-        .lines()
-        .find_map(|l| l.strip_prefix("--server.bind="))
-        .expect("--server.bind")
-        .to_string();
-    let api_token = std::env::var("NEKO_SESSION_API_TOKEN").expect("api token env");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&bind)
-            .await
-            .expect("bind neko addr");
-        let _standin = neko_standin::StandIn::start_on(
-            listener,
-            neko_standin::Options {
-                api_token,
-                heartbeat: Duration::from_secs(1),
-                ..Default::default()
-            },
-        )
-        .await;
-        std::future::pending::<()>().await;
-    });
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A display number with no X lock or socket, starting from a pid-derived guess.
-fn free_display() -> u32 {
-    // Tests in this binary run in parallel: each call starts from a different number.
-    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let k = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let start = 400 + (std::process::id() % 200) * 2 + k * 401;
-    (start..start + 400)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-        })
-        .unwrap_or(start)
-}
-
-struct Deskd {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Deskd {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.dir);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn write_wrapper(dir: &Path) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let script = dir.join("fake-neko");
-    let mut f = std::fs::File::create(&script).expect("create wrapper");
-    writeln!(
-        f,
-        "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{dir}/argv'\nenv | grep '^NEKO_' | cut -d= -f1 > '{dir}/envnames'\nprintf '%s' \"$NEKO_SESSION_API_TOKEN\" > '{dir}/apitoken'\n\
-         DESKD_FAKE_NEKO_DIR='{dir}' exec '{exe}' --exact fake_neko --ignored --nocapture --test-threads=1",
-        dir = dir.display(),
-        exe = exe.display()
-    )
-    .expect("write wrapper");
-    drop(f);
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    script
-}
-
-async fn wait_ready(addr: SocketAddr, secs: u64) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            let (s, _, _) = http_request(addr, Method::GET, "/readyz", &[], None).await;
-            if s == StatusCode::OK {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+    deskd_run::fake_neko_main();
 }
 
 async fn connect(addr: SocketAddr) -> harness::Client {
-    let mut req = format!("ws://{addr}/stream/signaling")
-        .into_client_request()
-        .unwrap();
-    let (k, v) = bearer(TOKEN);
-    req.headers_mut().insert(k, v.parse().unwrap());
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (ws, _) = tokio_tungstenite::client_async(req, tcp)
-        .await
-        .expect("relay handshake");
-    ws
+    deskd_run::connect_relay(addr, TOKEN).await
 }
 
 /// neko's (pid, generation) once it is ready with a generation above `above`.
@@ -174,12 +66,12 @@ async fn neko_ready_after_with(addr: SocketAddr, above: u64, token: &str) -> (i3
 
 /// `deskd run` with Xvfb and the fake neko, from a fresh config in `dir`. Inherited
 /// `NEKO_LEGACY` and `NEKO_MEMBER_PROVIDER` must not reach neko.
-fn start_deskd(dir: &Path, token: Option<&str>, stderr: Stdio) -> (Deskd, SocketAddr) {
+fn start_deskd(dir: &Path, token: Option<&str>, stderr: Stdio) -> (DeskdRun, SocketAddr) {
     std::fs::create_dir_all(dir).unwrap();
-    let wrapper = write_wrapper(dir);
+    let wrapper = deskd_run::write_fake_neko(dir, Duration::from_secs(1));
     let http_port = free_port();
     let neko_port = free_port();
-    let display = free_display();
+    let display = free_display(400);
     let config = dir.join("deskd.toml");
     std::fs::write(
         &config,
@@ -191,32 +83,20 @@ fn start_deskd(dir: &Path, token: Option<&str>, stderr: Stdio) -> (Deskd, Socket
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deskd"));
-    cmd.args(["run", "-c"])
-        .arg(&config)
-        .arg("--conf-d")
-        .arg(dir.join("no-conf.d"))
-        .env_remove("DESKD_TOKEN")
+    let mut cmd = deskd_run::run_command(&config, dir);
+    cmd.env_remove("DESKD_TOKEN")
         .env_remove("DESKD_VIEW_TOKEN")
         .env("NEKO_LEGACY", "true")
         .env("NEKO_MEMBER_PROVIDER", "multiuser")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(stderr);
     if let Some(t) = token {
         cmd.env("DESKD_TOKEN", t);
     } else {
         cmd.env("DESKD_LOG", "debug");
     }
-    let child = cmd.spawn().expect("spawn deskd");
+    let deskd = DeskdRun::spawn(&mut cmd, dir);
     let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
-    (
-        Deskd {
-            child,
-            dir: dir.to_path_buf(),
-        },
-        addr,
-    )
+    (deskd, addr)
 }
 
 #[tokio::test]
@@ -236,7 +116,10 @@ async fn generated_token_is_printed_once_and_secrets_stay_out_of_logs() {
     let log_path = dir.with_extension("log");
     let log = std::fs::File::create(&log_path).unwrap();
     let (deskd, addr) = start_deskd(&dir, None, Stdio::from(log));
-    assert!(wait_ready(addr, 60).await, "deskd never became ready");
+    assert!(
+        wait_ready(addr, Duration::from_secs(60)).await,
+        "deskd never became ready"
+    );
 
     let text = std::fs::read_to_string(&log_path).unwrap();
     let url_prefix = format!("http://127.0.0.1:{}/?token=", addr.port());
@@ -255,13 +138,7 @@ async fn generated_token_is_printed_once_and_secrets_stay_out_of_logs() {
     assert_eq!(s, StatusCode::SEE_OTHER);
 
     // Debug logs of a relay's whole life, including a neko kill (logout fallback path).
-    let mut req = format!("ws://{addr}/stream/signaling")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut c, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    let mut c = deskd_run::connect_relay(addr, &token).await;
     assert!(next_text(&mut c).await.contains("system/init"));
     let (pid, generation) = neko_ready_after_with(addr, 0, &token).await;
     nix::sys::signal::kill(
@@ -302,7 +179,10 @@ async fn deskd_run_starts_neko_and_relays_through_it() {
     }
     let dir = std::env::temp_dir().join(format!("deskd-relay-e2e-{}", std::process::id()));
     let (deskd, addr) = start_deskd(&dir, Some(TOKEN), Stdio::inherit());
-    assert!(wait_ready(addr, 60).await, "deskd never became ready");
+    assert!(
+        wait_ready(addr, Duration::from_secs(60)).await,
+        "deskd never became ready"
+    );
 
     // neko got explicit flags and a scrubbed environment, the token only via env.
     let argv = std::fs::read_to_string(dir.join("argv")).unwrap();

@@ -1090,76 +1090,20 @@ async fn streams_and_sends_input() {
 // Through the real deskd binary: Xvfb as `display`, the relay, and as `neko` this test binary
 // re-run as the shared neko stand-in (tests/support/neko_standin.rs) through a wrapper script.
 
+#[path = "support/deskd_run.rs"]
+mod deskd_run;
 #[path = "support/neko_standin.rs"]
 mod neko_standin;
+
+use deskd_run::{free_display, free_port, wait_ready, DeskdRun};
 
 const TOKEN: &str = "viewer-browser-test-token";
 
 /// Entry point of the fake neko program; run by the wrapper script, not by `cargo test`.
 #[test]
 #[ignore = "entry point of the fake neko program used by the deskd tests of this file"]
-fn viewer_fake_neko() {
-    let Ok(bind) = std::env::var("DESKD_VIEWER_FAKE_NEKO_BIND") else {
-        return;
-    };
-    let api_token = std::env::var("NEKO_SESSION_API_TOKEN").expect("api token env");
-    runtime().block_on(async move {
-        let listener = TcpListener::bind(&bind).await.expect("bind neko addr");
-        let _standin = neko_standin::StandIn::start_on(
-            listener,
-            neko_standin::Options {
-                api_token,
-                heartbeat: Duration::from_secs(2),
-                ..Default::default()
-            },
-        )
-        .await;
-        std::future::pending::<()>().await;
-    });
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A display number with no X lock or socket; tests of this binary run in parallel, so each
-/// call starts its search at a different number.
-fn free_display() -> u32 {
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, Ordering::Relaxed) as u32;
-    let start = 1200 + (std::process::id() % 100) * 4 + call * 400;
-    (start..start + 400)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-        })
-        .unwrap_or(start)
-}
-
-/// deskd, stopped with SIGTERM (then SIGKILL) on drop.
-struct Deskd {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Deskd {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.dir);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn fake_neko() {
+    deskd_run::fake_neko_main();
 }
 
 /// A plain HTTP/1.1 GET: (status, lower-cased headers, body).
@@ -1215,24 +1159,9 @@ fn deskd_page_reaches_neko_through_the_relay_in_chromium() {
 }
 
 /// deskd run with Xvfb and the neko stand-in, ready; stopped when the guard drops.
-async fn deskd_with_standin() -> (Deskd, SocketAddr) {
+async fn deskd_with_standin() -> (DeskdRun, SocketAddr) {
     let dir = temp_dir("viewer-e2e");
-    let exe = std::env::current_exe().expect("test binary path");
-    let neko_port = free_port();
-    let wrapper = dir.join("fake-neko");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nDESKD_VIEWER_FAKE_NEKO_BIND=127.0.0.1:{neko_port} exec '{}' --exact viewer_fake_neko --ignored --nocapture --test-threads=1\n",
-            exe.display()
-        ),
-    )
-    .expect("write wrapper");
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod wrapper");
+    let wrapper = deskd_run::write_fake_neko(&dir, Duration::from_secs(2));
     let http_port = free_port();
     let config = dir.join("deskd.toml");
     std::fs::write(
@@ -1240,38 +1169,18 @@ async fn deskd_with_standin() -> (Deskd, SocketAddr) {
         format!(
             "[display]\nnumber = {}\nsize = \"1280x720\"\n\n\
              [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
-             [neko]\nbinary = \"{}\"\nbind = \"127.0.0.1:{neko_port}\"\nnat1to1 = [\"127.0.0.1\"]\n",
-            free_display(),
-            wrapper.display()
+             [neko]\nbinary = \"{}\"\nbind = \"127.0.0.1:{}\"\nnat1to1 = [\"127.0.0.1\"]\n",
+            free_display(1200),
+            wrapper.display(),
+            free_port()
         ),
     )
     .expect("write config");
-    let child = Command::new(env!("CARGO_BIN_EXE_deskd"))
-        .args(["run", "-c"])
-        .arg(&config)
-        .arg("--conf-d")
-        .arg(dir.join("no-conf.d"))
-        .env("DESKD_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn deskd");
-    let deskd = Deskd {
-        child,
-        dir: dir.clone(),
-    };
+    let mut cmd = deskd_run::run_command(&config, &dir);
+    cmd.env("DESKD_TOKEN", TOKEN).stderr(Stdio::inherit());
+    let deskd = DeskdRun::spawn(&mut cmd, &dir);
     let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok()
-            && http_get(addr, "/readyz", &[]).await.0 == 200
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "deskd never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(wait_ready(addr, WAIT).await, "deskd never became ready");
     (deskd, addr)
 }
 
@@ -1381,7 +1290,7 @@ fn real_neko_video_and_input_reach_the_x_server() {
 async fn real_neko(neko: PathBuf) {
     let dir = temp_dir("viewer-neko");
     let http_port = free_port();
-    let display = free_display();
+    let display = free_display(1200);
     let config = dir.join("deskd.toml");
     // pion does not use loopback: advertise the namespace's veth address (neko-protocol §7).
     std::fs::write(
@@ -1395,35 +1304,14 @@ async fn real_neko(neko: PathBuf) {
         ),
     )
     .expect("write config");
-    let child = Command::new(env!("CARGO_BIN_EXE_deskd"))
-        .args(["run", "-c"])
-        .arg(&config)
-        .arg("--conf-d")
-        .arg(dir.join("no-conf.d"))
-        .env("DESKD_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn deskd");
-    let _deskd = Deskd {
-        child,
-        dir: dir.clone(),
-    };
+    let mut cmd = deskd_run::run_command(&config, &dir);
+    cmd.env("DESKD_TOKEN", TOKEN).stderr(Stdio::inherit());
+    let _deskd = DeskdRun::spawn(&mut cmd, &dir);
     let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok()
-            && http_get(addr, "/readyz", &[]).await.0 == 200
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "deskd with neko never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert!(
+        wait_ready(addr, Duration::from_secs(120)).await,
+        "deskd with neko never became ready"
+    );
 
     // A window over the whole screen records what reaches the X server.
     let x_display = format!(":{display}");
