@@ -64,6 +64,28 @@ async fn neko_ready_after_with(addr: SocketAddr, above: u64, token: &str) -> (i3
     }
 }
 
+/// Whether Xvfb can be run; says why the test skips when it cannot.
+fn xvfb_available() -> bool {
+    let found = Command::new("Xvfb")
+        .arg("-help")
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        println!("skipping: Xvfb not installed");
+    }
+    found
+}
+
+/// SIGKILL to the neko process deskd supervises.
+fn kill_neko(pid: i32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill neko");
+}
+
 /// `deskd run` with Xvfb and the fake neko, from a fresh config in `dir`. Inherited
 /// `NEKO_LEGACY` and `NEKO_MEMBER_PROVIDER` must not reach neko.
 fn start_deskd(dir: &Path, token: Option<&str>, stderr: Stdio) -> (DeskdRun, SocketAddr) {
@@ -101,13 +123,7 @@ fn start_deskd(dir: &Path, token: Option<&str>, stderr: Stdio) -> (DeskdRun, Soc
 
 #[tokio::test]
 async fn generated_token_is_printed_once_and_secrets_stay_out_of_logs() {
-    if Command::new("Xvfb")
-        .arg("-help")
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
-        println!("skipping: Xvfb not installed");
+    if !xvfb_available() {
         return;
     }
     let dir = std::env::temp_dir().join(format!("deskd-relay-e2e-log-{}", std::process::id()));
@@ -141,11 +157,7 @@ async fn generated_token_is_printed_once_and_secrets_stay_out_of_logs() {
     let mut c = deskd_run::connect_relay(addr, &token).await;
     assert!(next_text(&mut c).await.contains("system/init"));
     let (pid, generation) = neko_ready_after_with(addr, 0, &token).await;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill_neko(pid);
     assert_eq!(expect_close(&mut c).await.0, 4503);
     neko_ready_after_with(addr, generation, &token).await;
     let api_token = std::fs::read_to_string(dir.join("apitoken")).unwrap();
@@ -168,13 +180,7 @@ async fn generated_token_is_printed_once_and_secrets_stay_out_of_logs() {
 
 #[tokio::test]
 async fn deskd_run_starts_neko_and_relays_through_it() {
-    if Command::new("Xvfb")
-        .arg("-help")
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
-        println!("skipping: Xvfb not installed");
+    if !xvfb_available() {
         return;
     }
     let dir = std::env::temp_dir().join(format!("deskd-relay-e2e-{}", std::process::id()));
@@ -220,11 +226,7 @@ async fn deskd_run_starts_neko_and_relays_through_it() {
 
     // Kill neko: the relay closes with 4503, deskd restarts neko, a new relay works.
     let (pid, generation) = neko_ready_after(addr, 0).await;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill_neko(pid);
     let (code, reason) = expect_close(&mut c).await;
     assert_eq!(code, 4503, "{reason}");
     // Either path gives 4503: the TCP drop seen first, or the supervisor's new state.
