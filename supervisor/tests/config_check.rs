@@ -53,17 +53,31 @@ impl Scratch {
         self.dir.join(name)
     }
 
+    /// PATH for deskd: the scratch `bin/` first, then the system's.
+    fn path_env(&self) -> String {
+        format!("{}:/usr/bin:/bin", self.dir.join("bin").display())
+    }
+
     /// `deskd check` with the given args, PATH = scratch bin + the system's.
     fn check(&self, args: &[&str]) -> Checked {
-        let path = format!("{}:/usr/bin:/bin", self.dir.join("bin").display());
         let out = Command::new(DESKD)
             .arg("check")
             .args(args)
-            .env("PATH", path)
+            .env("PATH", self.path_env())
             .env_remove("DESKD_TOKEN")
             .output()
             .expect("run deskd check");
         Checked::from(out)
+    }
+
+    /// `deskd check -c CFG` with no conf.d.
+    fn check_file(&self, cfg: &Path) -> Checked {
+        self.check(&[
+            "-c",
+            cfg.to_str().unwrap_or_default(),
+            "--conf-d",
+            NO_CONF_D,
+        ])
     }
 }
 
@@ -185,14 +199,7 @@ ready = { tcp = "127.0.0.1:5432" }
 stop_signal = "INT"
 "#,
     );
-    let plan = s
-        .check(&[
-            "-c",
-            cfg.to_str().unwrap_or_default(),
-            "--conf-d",
-            NO_CONF_D,
-        ])
-        .ok();
+    let plan = s.check_file(&cfg).ok();
     assert_eq!(plan_order(&plan), ["display", "wm", "db", "app"], "{plan}");
     assert!(plan.contains("display :141 800x600x24"), "{plan}");
 
@@ -255,14 +262,7 @@ name = "a"
 command = ["my-app"]
 "#,
     );
-    let errors = s
-        .check(&[
-            "-c",
-            cfg.to_str().unwrap_or_default(),
-            "--conf-d",
-            NO_CONF_D,
-        ])
-        .invalid();
+    let errors = s.check_file(&cfg).invalid();
     let f = cfg.display().to_string();
     let at = |line: u32, key: &str| format!("{f}:{line}: {key}: ");
     assert_error(&errors, &at(2, "display.size"), "WIDTHxHEIGHT");
@@ -296,25 +296,11 @@ command = ["my-app"]
 fn syntax_errors_and_missing_files() {
     let s = Scratch::new("syntax");
     let bad = s.file("bad.toml", "[display]\nnumber = 99\nsize = \"1280x720\n");
-    let errors = s
-        .check(&[
-            "-c",
-            bad.to_str().unwrap_or_default(),
-            "--conf-d",
-            NO_CONF_D,
-        ])
-        .invalid();
+    let errors = s.check_file(&bad).invalid();
     assert_error(&errors, &format!("{}:3: TOML syntax: ", bad.display()), "");
 
     let missing = s.path("missing.toml");
-    let errors = s
-        .check(&[
-            "-c",
-            missing.to_str().unwrap_or_default(),
-            "--conf-d",
-            NO_CONF_D,
-        ])
-        .invalid();
+    let errors = s.check_file(&missing).invalid();
     assert_error(
         &errors,
         &format!("{}: cannot read config file", missing.display()),
@@ -496,14 +482,7 @@ fn missing_neko_binary_is_a_clear_error() {
         "deskd.toml",
         "[display]\n[neko]\nbinary = \"/opt/deskd-test/neko\"\n",
     );
-    let errors = s
-        .check(&[
-            "-c",
-            cfg.to_str().unwrap_or_default(),
-            "--conf-d",
-            NO_CONF_D,
-        ])
-        .invalid();
+    let errors = s.check_file(&cfg).invalid();
     assert_error(
         &errors,
         &format!("{}:3: neko.binary: ", cfg.display()),
@@ -530,14 +509,7 @@ env = { API_KEY = "env-secret-4714", PLAIN = "visible-4715" }
 secret_env = ["API_KEY"]
 "#,
     );
-    let plan = s
-        .check(&[
-            "-c",
-            cfg.to_str().unwrap_or_default(),
-            "--conf-d",
-            NO_CONF_D,
-        ])
-        .ok();
+    let plan = s.check_file(&cfg).ok();
     for secret in ["4711", "4712", "4713", "4714"] {
         assert!(!plan.contains(secret), "secret {secret} printed:\n{plan}");
     }
@@ -556,13 +528,7 @@ fn malformed_input_never_panics() {
     let s = Scratch::new("fuzz");
     let valid = "[display]\nnumber = 144\n[http]\nlisten = \"127.0.0.1:8080\"\n[[service]]\nname = \"a\"\ncommand = [\"my-app\"]\nafter = [\"display\"]\nbackoff = { initial = \"1s\", max = \"2s\" }\n";
     let cfg = s.file("v.toml", valid);
-    s.check(&[
-        "-c",
-        cfg.to_str().unwrap_or_default(),
-        "--conf-d",
-        NO_CONF_D,
-    ])
-    .ok();
+    s.check_file(&cfg).ok();
 
     let mut variants: Vec<Vec<u8>> = Vec::new();
     for cut in (1..valid.len()).step_by(7) {
@@ -582,12 +548,7 @@ fn malformed_input_never_panics() {
     for (i, v) in variants.iter().enumerate() {
         let path = s.path(&format!("variant-{i}.toml"));
         std::fs::write(&path, v).expect("write variant");
-        let out = s.check(&[
-            "-c",
-            path.to_str().unwrap_or_default(),
-            "--conf-d",
-            NO_CONF_D,
-        ]);
+        let out = s.check_file(&path);
         assert!(
             !out.stderr.contains("panicked"),
             "variant {i} panicked: {:?}\n{}",
@@ -727,10 +688,7 @@ fn deskd_run_refuses_an_invalid_config_before_starting_anything() {
             "--conf-d",
             NO_CONF_D,
         ])
-        .env(
-            "PATH",
-            format!("{}:/usr/bin:/bin", s.dir.join("bin").display()),
-        )
+        .env("PATH", s.path_env())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
