@@ -1053,3 +1053,161 @@ fn agent_indicator_shows_a_running_request() {
     );
     assert!(after["last_input_unix_ms"].as_u64().is_some());
 }
+
+/// A CLIPBOARD owner on its own connection that answers UTF8_STRING with an INCR transfer
+/// of one-byte chunks `interval` apart: `chunks` of them then the end, or without end when
+/// `None`. Runs until `stop` is set.
+fn incr_owner(
+    display: &str,
+    chunks: Option<usize>,
+    interval: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use x11rb::protocol::xproto::{
+        ChangeWindowAttributesAux, CreateWindowAux, EventMask, Property, SelectionNotifyEvent,
+        WindowClass, SELECTION_NOTIFY_EVENT,
+    };
+    let (conn, screen) = x11rb::rust_connection::RustConnection::connect(Some(display))
+        .expect("test owner connects");
+    let root = conn.setup().roots[screen].root;
+    let atom = |name: &str| {
+        conn.intern_atom(false, name.as_bytes())
+            .expect("intern")
+            .reply()
+            .expect("atom")
+            .atom
+    };
+    let (clipboard, utf8, incr) = (atom("CLIPBOARD"), atom("UTF8_STRING"), atom("INCR"));
+    let window = conn.generate_id().expect("id");
+    conn.create_window(
+        0,
+        window,
+        root,
+        0,
+        0,
+        1,
+        1,
+        0,
+        WindowClass::INPUT_ONLY,
+        0,
+        &CreateWindowAux::new(),
+    )
+    .expect("window");
+    conn.set_selection_owner(window, clipboard, x11rb::CURRENT_TIME)
+        .expect("own");
+    let owner = conn
+        .get_selection_owner(clipboard)
+        .expect("owner")
+        .reply()
+        .expect("owner reply")
+        .owner;
+    assert_eq!(owner, window, "the test owner did not get CLIPBOARD");
+    std::thread::spawn(move || {
+        // (requestor, property, chunks sent) of the transfer under way.
+        let mut transfer: Option<(u32, u32, usize)> = None;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok(event) = conn.poll_for_event() else {
+                return;
+            };
+            match event {
+                Some(Event::SelectionRequest(req)) => {
+                    let property = if req.target == utf8 {
+                        conn.change_window_attributes(
+                            req.requestor,
+                            &ChangeWindowAttributesAux::new()
+                                .event_mask(EventMask::PROPERTY_CHANGE),
+                        )
+                        .expect("select PropertyNotify");
+                        conn.change_property32(
+                            PropMode::REPLACE,
+                            req.requestor,
+                            req.property,
+                            incr,
+                            &[1_000_000],
+                        )
+                        .expect("INCR");
+                        transfer = Some((req.requestor, req.property, 0));
+                        req.property
+                    } else {
+                        x11rb::NONE
+                    };
+                    let notify = SelectionNotifyEvent {
+                        response_type: SELECTION_NOTIFY_EVENT,
+                        sequence: 0,
+                        time: req.time,
+                        requestor: req.requestor,
+                        selection: req.selection,
+                        target: req.target,
+                        property,
+                    };
+                    conn.send_event(false, req.requestor, EventMask::NO_EVENT, notify)
+                        .expect("notify");
+                    conn.flush().expect("flush");
+                }
+                // The requestor took the last chunk (or the INCR header): send the next.
+                Some(Event::PropertyNotify(p)) if p.state == Property::DELETE => {
+                    let Some((requestor, property, sent)) = transfer else {
+                        continue;
+                    };
+                    if p.window != requestor || p.atom != property {
+                        continue;
+                    }
+                    std::thread::sleep(interval);
+                    let chunk: &[u8] = if chunks.is_some_and(|n| sent >= n) {
+                        b""
+                    } else {
+                        b"x"
+                    };
+                    // The requestor may be gone after giving up: ignore errors.
+                    let _ =
+                        conn.change_property8(PropMode::REPLACE, requestor, property, utf8, chunk);
+                    let _ = conn.flush();
+                    transfer = Some((requestor, property, sent + 1));
+                }
+                Some(_) => {}
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    })
+}
+
+#[test]
+fn slow_incr_clipboard_transfer_hits_the_total_deadline() {
+    use deskd::desktop::{clipboard, DesktopError};
+    let x = Xvfb::start(320, 240);
+    // A well-behaved INCR owner: five chunks, then the end.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let owner = incr_owner(&x.display, Some(5), Duration::from_millis(20), stop.clone());
+    let text = clipboard::get_within(&x.display, Duration::from_secs(60)).expect("INCR read");
+    assert_eq!(text.as_deref(), Some("xxxxx"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    owner.join().expect("owner thread");
+
+    // One that drips a byte every 400 ms, well within the 3 s per-chunk timeout, for ever:
+    // the whole transfer's deadline (2 s here, 30 s in deskd) ends it with a Timeout (504).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let owner = incr_owner(&x.display, None, Duration::from_millis(400), stop.clone());
+    let started = Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let display = x.display.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(clipboard::get_within(&display, Duration::from_secs(2)));
+    });
+    // Without a total deadline the read would go on for ever; a minute is ample either way.
+    let result = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the dripping INCR read did not end");
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    owner.join().expect("owner thread");
+    match result {
+        Err(DesktopError::Timeout(msg)) => {
+            assert!(msg.contains("within 2.0s"), "{msg}");
+            assert!(msg.contains("INCR"), "{msg}");
+            // Chunks were arriving: the per-chunk timeout is not what ended it.
+            assert!(!msg.contains("(0 bytes received)"), "{msg}");
+        }
+        other => panic!("expected a Timeout, got {other:?}"),
+    }
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+}

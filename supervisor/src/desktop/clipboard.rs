@@ -1,5 +1,6 @@
 //! The CLIPBOARD selection as text. Reading converts the selection to a window of deskd's
-//! own (UTF8_STRING, then STRING), with a timeout and INCR transfers up to [`MAX_TEXT`].
+//! own (UTF8_STRING, then STRING), with a timeout and INCR transfers up to [`MAX_TEXT`]
+//! bytes and [`INCR_TOTAL`] seconds (so an owner that drips bytes cannot hold a thread).
 //! Writing starts an owner thread on its own X connection that answers SelectionRequest
 //! events (TARGETS, TIMESTAMP, UTF8_STRING, TEXT, STRING, text/plain) until another client
 //! takes the selection (SelectionClear) or the X server goes away.
@@ -26,6 +27,8 @@ use super::DesktopError;
 pub const MAX_TEXT: usize = 16 << 20;
 /// How long the selection owner has to answer.
 pub const TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a whole INCR (incremental) transfer may take, however fast each chunk comes.
+pub const INCR_TOTAL: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
 
 x11rb::atom_manager! {
@@ -119,6 +122,12 @@ impl Client {
 
 /// Reads CLIPBOARD as text; `None` when nobody owns it or the owner has no text.
 pub fn get(display: &str) -> Result<Option<String>, DesktopError> {
+    get_within(display, INCR_TOTAL)
+}
+
+/// As [`get`], with `incr_total` instead of [`INCR_TOTAL`] as the limit for a whole INCR
+/// transfer (tests use a short one).
+pub fn get_within(display: &str, incr_total: Duration) -> Result<Option<String>, DesktopError> {
     let c = Client::open(display)?;
     let owner = c
         .conn
@@ -129,7 +138,7 @@ pub fn get(display: &str) -> Result<Option<String>, DesktopError> {
         return Ok(None);
     }
     for target in [c.atoms.UTF8_STRING, AtomEnum::STRING.into()] {
-        if let Some(bytes) = convert(&c, target)? {
+        if let Some(bytes) = convert(&c, target, incr_total)? {
             let text = if target == c.atoms.UTF8_STRING {
                 String::from_utf8_lossy(&bytes).into_owned()
             } else {
@@ -141,8 +150,13 @@ pub fn get(display: &str) -> Result<Option<String>, DesktopError> {
     Ok(None)
 }
 
-/// Asks the owner for `target`; `None` if it refuses.
-fn convert(c: &Client, target: Atom) -> Result<Option<Vec<u8>>, DesktopError> {
+/// Asks the owner for `target`; `None` if it refuses. An INCR transfer must end within
+/// `incr_total` of its start, each chunk within [`TIMEOUT`].
+fn convert(
+    c: &Client,
+    target: Atom,
+    incr_total: Duration,
+) -> Result<Option<Vec<u8>>, DesktopError> {
     let (window, prop) = (c.window, c.atoms.DESKD_SELECTION);
     c.conn.delete_property(window, prop)?;
     c.conn
@@ -167,17 +181,38 @@ fn convert(c: &Client, target: Atom) -> Result<Option<Vec<u8>>, DesktopError> {
     }
     // INCR: deleting the property (done above) asks for the next chunk; a zero-length chunk
     // ends the transfer.
+    let total_deadline = Instant::now() + incr_total;
     let mut data = Vec::new();
+    let over_time = |received: usize| {
+        DesktopError::Timeout(format!(
+            "the clipboard owner did not finish its incremental (INCR) transfer within {:.1}s, \
+             the limit for a whole transfer ({received} bytes received)",
+            incr_total.as_secs_f64()
+        ))
+    };
     loop {
-        let deadline = Instant::now() + TIMEOUT;
-        c.wait_for(deadline, "INCR chunk", |e| match e {
-            Event::PropertyNotify(p)
-                if p.window == window && p.atom == prop && p.state == Property::NEW_VALUE =>
-            {
-                Some(())
+        let now = Instant::now();
+        if now >= total_deadline {
+            return Err(over_time(data.len()));
+        }
+        let chunk = c.wait_for(
+            (now + TIMEOUT).min(total_deadline),
+            "INCR chunk",
+            |e| match e {
+                Event::PropertyNotify(p)
+                    if p.window == window && p.atom == prop && p.state == Property::NEW_VALUE =>
+                {
+                    Some(())
+                }
+                _ => None,
+            },
+        );
+        match chunk {
+            Err(DesktopError::Timeout(_)) if Instant::now() >= total_deadline => {
+                return Err(over_time(data.len()));
             }
-            _ => None,
-        })?;
+            other => other?,
+        }
         let chunk = c
             .conn
             .get_property(true, window, prop, AtomEnum::ANY, 0, (MAX_TEXT / 4) as u32)?
