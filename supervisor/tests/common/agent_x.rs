@@ -353,9 +353,8 @@ impl TestWindow {
         }
     }
 
-    /// The text the KeyPress events so far type, looked up in the current keymap (level 1
-    /// when Shift is held).
-    pub fn typed_text(&self) -> String {
+    /// The current keymap: (first keycode, keysyms per keycode, the mapping).
+    fn keymap(&self) -> (u8, usize, x11rb::protocol::xproto::GetKeyboardMappingReply) {
         let setup = self.conn.setup();
         let (min, max) = (setup.min_keycode, setup.max_keycode);
         let map = self
@@ -365,6 +364,13 @@ impl TestWindow {
             .reply()
             .expect("keymap");
         let per = usize::from(map.keysyms_per_keycode);
+        (min, per, map)
+    }
+
+    /// The text the KeyPress events so far type, looked up in the current keymap (level 1
+    /// when Shift is held).
+    pub fn typed_text(&self) -> String {
+        let (min, per, map) = self.keymap();
         let mut out = String::new();
         for e in &self.events {
             if let Event::KeyPress(k) = e {
@@ -401,15 +407,7 @@ impl TestWindow {
 
     /// Keysyms (level 0) of the KeyPress events so far.
     pub fn pressed_keysyms(&self) -> Vec<u32> {
-        let setup = self.conn.setup();
-        let (min, max) = (setup.min_keycode, setup.max_keycode);
-        let map = self
-            .conn
-            .get_keyboard_mapping(min, max - min + 1)
-            .expect("keymap")
-            .reply()
-            .expect("keymap");
-        let per = usize::from(map.keysyms_per_keycode);
+        let (min, per, map) = self.keymap();
         self.events
             .iter()
             .filter_map(|e| match e {
