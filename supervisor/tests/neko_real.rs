@@ -11,6 +11,7 @@ mod harness;
 mod neko_standin;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -47,18 +48,17 @@ async fn real_neko_through_deskd() {
     let dir = std::env::temp_dir().join(format!("deskd-real-neko-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let http_port = free_port();
-    let config = dir.join("deskd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[display]\nnumber = {}\nsize = \"1280x720\"\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
-             [neko]\nbinary = \"{neko}\"\nbind = \"127.0.0.1:{}\"\nudp_port = {}\nnat1to1 = [\"127.0.0.1\"]\naudio = false\n",
-            free_display(400),
-            free_port(),
+    let config = deskd_run::write_config(
+        &dir,
+        free_display(400),
+        "1280x720",
+        http_port,
+        Path::new(&neko),
+        &format!(
+            "udp_port = {}\nnat1to1 = [\"127.0.0.1\"]\naudio = false\n",
             free_port()
         ),
-    )
-    .unwrap();
+    );
     let mut cmd = deskd_run::run_command(&config, &dir);
     cmd.env("DESKD_TOKEN", TOKEN).stderr(Stdio::inherit());
     let _deskd = DeskdRun::spawn(&mut cmd, &dir);

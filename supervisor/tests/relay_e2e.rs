@@ -92,19 +92,14 @@ fn start_deskd(dir: &Path, token: Option<&str>, stderr: Stdio) -> (DeskdRun, Soc
     std::fs::create_dir_all(dir).unwrap();
     let wrapper = deskd_run::write_fake_neko(dir, Duration::from_secs(1));
     let http_port = free_port();
-    let neko_port = free_port();
-    let display = free_display(400);
-    let config = dir.join("deskd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[display]\nnumber = {display}\nsize = \"640x480\"\n\n\
-             [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
-             [neko]\nbinary = \"{}\"\nbind = \"127.0.0.1:{neko_port}\"\nnat1to1 = [\"127.0.0.1\"]\n",
-            wrapper.display()
-        ),
-    )
-    .unwrap();
+    let config = deskd_run::write_config(
+        dir,
+        free_display(400),
+        "640x480",
+        http_port,
+        &wrapper,
+        "nat1to1 = [\"127.0.0.1\"]\n",
+    );
     let mut cmd = deskd_run::run_command(&config, dir);
     cmd.env_remove("DESKD_TOKEN")
         .env_remove("DESKD_VIEW_TOKEN")

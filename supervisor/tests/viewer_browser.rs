@@ -1163,19 +1163,14 @@ async fn deskd_with_standin() -> (DeskdRun, SocketAddr) {
     let dir = temp_dir("viewer-e2e");
     let wrapper = deskd_run::write_fake_neko(&dir, Duration::from_secs(2));
     let http_port = free_port();
-    let config = dir.join("deskd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[display]\nnumber = {}\nsize = \"1280x720\"\n\n\
-             [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
-             [neko]\nbinary = \"{}\"\nbind = \"127.0.0.1:{}\"\nnat1to1 = [\"127.0.0.1\"]\n",
-            free_display(1200),
-            wrapper.display(),
-            free_port()
-        ),
-    )
-    .expect("write config");
+    let config = deskd_run::write_config(
+        &dir,
+        free_display(1200),
+        "1280x720",
+        http_port,
+        &wrapper,
+        "nat1to1 = [\"127.0.0.1\"]\n",
+    );
     let mut cmd = deskd_run::run_command(&config, &dir);
     cmd.env("DESKD_TOKEN", TOKEN).stderr(Stdio::inherit());
     let deskd = DeskdRun::spawn(&mut cmd, &dir);
@@ -1291,19 +1286,15 @@ async fn real_neko(neko: PathBuf) {
     let dir = temp_dir("viewer-neko");
     let http_port = free_port();
     let display = free_display(1200);
-    let config = dir.join("deskd.toml");
     // pion does not use loopback: advertise the namespace's veth address (neko-protocol §7).
-    std::fs::write(
-        &config,
-        format!(
-            "[display]\nnumber = {display}\nsize = \"1280x720\"\n\n\
-             [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
-             [neko]\nbinary = \"{}\"\nbind = \"127.0.0.1:{}\"\nnat1to1 = [\"10.213.0.1\"]\naudio = false\n",
-            neko.display(),
-            free_port()
-        ),
-    )
-    .expect("write config");
+    let config = deskd_run::write_config(
+        &dir,
+        display,
+        "1280x720",
+        http_port,
+        &neko,
+        "nat1to1 = [\"10.213.0.1\"]\naudio = false\n",
+    );
     let mut cmd = deskd_run::run_command(&config, &dir);
     cmd.env("DESKD_TOKEN", TOKEN).stderr(Stdio::inherit());
     let _deskd = DeskdRun::spawn(&mut cmd, &dir);

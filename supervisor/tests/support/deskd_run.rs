@@ -56,6 +56,32 @@ pub fn run_command(config: &Path, dir: &Path) -> Command {
     cmd
 }
 
+/// Writes `dir/deskd.toml`: `[display]` `number` and `size`, `[http]` on
+/// 127.0.0.1:`http_port`, `[neko]` with `binary` bound to a free loopback port, then the
+/// `neko_extra` lines (e.g. `nat1to1 = [...]`). Returns its path.
+pub fn write_config(
+    dir: &Path,
+    display: u32,
+    size: &str,
+    http_port: u16,
+    neko_binary: &Path,
+    neko_extra: &str,
+) -> PathBuf {
+    let config = dir.join("deskd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[display]\nnumber = {display}\nsize = \"{size}\"\n\n\
+             [http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
+             [neko]\nbinary = \"{}\"\nbind = \"127.0.0.1:{}\"\n{neko_extra}",
+            neko_binary.display(),
+            free_port()
+        ),
+    )
+    .expect("write deskd.toml");
+    config
+}
+
 /// A running deskd, stopped with SIGTERM (then SIGKILL after 30 s) on drop; `dir` is
 /// removed once deskd has exited.
 pub struct DeskdRun {
