@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use deskd_proc::{can_unshare, deskd_bin, TempDir, STORM_PY};
+use deskd_proc::{can_unshare, deskd_bin, first_free_display, TempDir, STORM_PY};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -118,12 +118,7 @@ fn storm(init: &str, script: &Path, orphans: usize) -> Option<f64> {
 
 fn free_display() -> u32 {
     let start = 600 + std::process::id() % 300;
-    (start..start + 300)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .unwrap_or(start)
+    first_free_display(start, 300).unwrap_or(start)
 }
 
 /// Xvfb alone, with the same arguments deskd's display service uses, until `-displayfd`

@@ -16,7 +16,6 @@ mod deskd_proc;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::Duration;
 
 use deskd_proc::*;
@@ -25,19 +24,7 @@ const TOKEN: &str = "test-token-not-secret";
 
 fn free_display() -> u32 {
     let start = 1000 + std::process::id() % 500;
-    (start..start + 500)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .unwrap_or(start)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    first_free_display(start, 500).unwrap_or(start)
 }
 
 fn have(program: &str) -> bool {

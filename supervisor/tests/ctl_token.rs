@@ -6,19 +6,13 @@
 #[path = "common/deskd_proc.rs"]
 mod deskd_proc;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use deskd_proc::*;
 
 fn free_display() -> u32 {
     let start = 1600 + std::process::id() % 300;
-    (start..start + 300)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .unwrap_or(start)
+    first_free_display(start, 300).unwrap_or(start)
 }
 
 #[test]
@@ -32,10 +26,7 @@ fn ctl_reads_the_token_deskd_wrote() {
         return;
     }
     let dir = TempDir::new("ctl-token");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
+    let port = free_port();
     let config = dir.write(
         "deskd.toml",
         &format!(

@@ -6,20 +6,12 @@
 #[path = "common/deskd_proc.rs"]
 mod deskd_proc;
 
-use std::path::Path;
-
 use deskd_proc::*;
 
 /// A display number nobody uses (no socket, no lock file), spread by our pid so parallel
 /// test processes do not pick the same one.
 fn free_display() -> u32 {
-    let start = 300 + std::process::id() % 500;
-    (start..start + 500)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .expect("a free display number")
+    first_free_display(300 + std::process::id() % 500, 500).expect("a free display number")
 }
 
 /// Pids of processes named Xvfb whose parent is `parent`.

@@ -3,6 +3,8 @@
 //! `signal/provide` for a `signal/request`, and after a churn of connections neko's session
 //! list (as `system/init` reports it) is back where it started.
 
+#[path = "common/deskd_proc.rs"]
+mod deskd_proc;
 #[path = "support/deskd_run.rs"]
 mod deskd_run;
 #[path = "support/harness.rs"]

@@ -4,6 +4,8 @@
 //! `/readyz` and the relay with its token, and closes relays with 4503 when neko is killed
 //! and restarted.
 
+#[path = "common/deskd_proc.rs"]
+mod deskd_proc;
 #[path = "support/deskd_run.rs"]
 mod deskd_run;
 #[path = "support/harness.rs"]

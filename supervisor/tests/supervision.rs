@@ -26,11 +26,6 @@ fn position(lines: &[String], prefix: &str, nth: usize) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 fn pid_of(line: &str) -> i32 {
     line.split_whitespace()
         .nth(1)

@@ -1090,6 +1090,8 @@ async fn streams_and_sends_input() {
 // Through the real deskd binary: Xvfb as `display`, the relay, and as `neko` this test binary
 // re-run as the shared neko stand-in (tests/support/neko_standin.rs) through a wrapper script.
 
+#[path = "common/deskd_proc.rs"]
+mod deskd_proc;
 #[path = "support/deskd_run.rs"]
 mod deskd_run;
 #[path = "support/neko_standin.rs"]

@@ -1,6 +1,7 @@
 //! Helpers for the process-level tests (single mode, supervision, display service): the real
 //! deskd binary with its stderr captured to a file, temporary directories, polling with
-//! generous deadlines, and the orphan-storm script shared with the benchmark.
+//! generous deadlines, free ports and display numbers, and the orphan-storm script shared
+//! with the benchmark.
 #![allow(dead_code)]
 
 use std::fs;
@@ -70,6 +71,23 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A loopback TCP port free right now (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The first display number in `start..start + span` with no X socket and no lock file.
+/// Callers spread `start` (by pid, by call) so parallel tests do not pick the same one.
+pub fn first_free_display(start: u32, span: u32) -> Option<u32> {
+    (start..start + span).find(|n| {
+        !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+    })
 }
 
 /// Lines of a file (empty if it does not exist yet).

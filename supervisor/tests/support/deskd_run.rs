@@ -1,7 +1,9 @@
 //! The real `deskd run` binary for the end-to-end tests (relay_e2e, viewer_browser,
 //! neko_real): free ports and display numbers, the process guard stopped with SIGTERM on
 //! drop, the `/readyz` wait, a relay client with a Bearer token, and the fake neko program
-//! (the test binary re-run as the neko stand-in through a wrapper script).
+//! (the test binary re-run as the neko stand-in through a wrapper script). Needs the
+//! including test to have `common/deskd_proc.rs` as `deskd_proc` and
+//! `support/neko_standin.rs` as `neko_standin`.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -22,12 +24,7 @@ const FAKE_NEKO_DIR: &str = "DESKD_FAKE_NEKO_DIR";
 /// The stand-in's heartbeat interval in milliseconds, set by the wrapper.
 const FAKE_NEKO_HEARTBEAT_MS: &str = "DESKD_FAKE_NEKO_HEARTBEAT_MS";
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+pub use super::deskd_proc::free_port;
 
 /// A display number with no X lock or socket, searched from `base` plus a pid-derived
 /// offset; tests of one binary run in parallel, so each call starts 400 further.
@@ -35,12 +32,7 @@ pub fn free_display(base: u32) -> u32 {
     static CALLS: AtomicU32 = AtomicU32::new(0);
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
     let start = base + (std::process::id() % 100) * 4 + call * 400;
-    (start..start + 400)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-        })
-        .unwrap_or(start)
+    super::deskd_proc::first_free_display(start, 400).unwrap_or(start)
 }
 
 /// `deskd run -c CONFIG --conf-d DIR/no-conf.d` with stdin and stdout to /dev/null; the
