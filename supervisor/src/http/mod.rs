@@ -199,7 +199,7 @@ pub async fn start(
             tracing::info!(path = %token_file.display(), "control token written for deskd ctl")
         }
         Err(e) => {
-            tracing::debug!(path = %token_file.display(), error = %e, "control token file not written; deskd ctl needs DESKD_TOKEN")
+            tracing::warn!(path = %token_file.display(), error = %e, "control token file not written; deskd ctl needs DESKD_TOKEN")
         }
     }
     tracing::info!(listen = %local, "HTTP server listening");
