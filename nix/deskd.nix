@@ -4,7 +4,9 @@
 # image or the VM tests does not rebuild deskd.
 {
   lib,
+  stdenv,
   rustPlatform,
+  nasm,
 }:
 
 let
@@ -25,6 +27,12 @@ rustPlatform.buildRustPackage {
   };
 
   cargoLock.lockFile = ../Cargo.lock;
+
+  # The native H.264 stream encodes with Cisco's openh264, which the `openh264` crate compiles
+  # from source with the cc crate (the C++ compiler is stdenv's). On x86 it assembles the SIMD
+  # kernels with nasm when nasm is on PATH and silently builds a slower encoder without it;
+  # on aarch64 the kernels are .S files cc assembles itself.
+  nativeBuildInputs = lib.optionals stdenv.hostPlatform.isx86 [ nasm ];
 
   cargoBuildFlags = [
     "--package"
