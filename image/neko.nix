@@ -4,6 +4,15 @@
 # store paths (autoPatchelfHook) and a wrapper sets the GStreamer plugin path and the
 # tools neko calls (xclip for the clipboard, setxkbmap for keyboard maps, xdotool).
 #
+# neko initialises GStreamer before it listens, and a GStreamer without a plugin registry
+# loads every plugin of its path to write one (in $HOME/.cache, lost with the container):
+# hundreds of libraries read from the store on each first start, which in a VM whose store
+# is a shared mount can outlast deskd's readiness timeout for neko. So the registry is built
+# here, once, and the wrapper points GST_REGISTRY at it. The plugins' store paths, sizes
+# and mtimes never change, so GStreamer finds every plugin cached and loads none at start
+# (a plugin added through the environment is still scanned; the read-only file then simply
+# stays as it is).
+#
 # The pin (digest and one hash per architecture) lives in ./neko-base.json and is
 # refreshed by ./update-neko-base.sh with nix-prefetch-docker. A hash that is still
 # `null` there builds with lib.fakeHash: the first build then fails with the real hash
@@ -73,6 +82,9 @@ let
     gst-plugins-bad
     gst-plugins-ugly
   ];
+  gstPluginPath = lib.makeSearchPathOutput "lib" "lib/gstreamer-1.0" gstPlugins;
+  # gst-inspect-1.0 of the GStreamer neko links: the registry format is that version's.
+  gstInspect = "${gst_all_1.gstreamer.bin or gst_all_1.gstreamer.dev}/bin/gst-inspect-1.0";
 in
 stdenv.mkDerivation {
   pname = "neko";
@@ -134,8 +146,15 @@ stdenv.mkDerivation {
   installPhase = ''
     runHook preInstall
     install -Dm755 rootfs/usr/bin/neko "$out/libexec/neko/neko"
+    # The plugin registry (see the top of this file), from exactly the wrapper's plugin path.
+    registry="$out/lib/neko/gstreamer-registry.bin"
+    mkdir -p "$(dirname "$registry")"
+    HOME="$TMPDIR" GST_REGISTRY="$registry" \
+      GST_PLUGIN_SYSTEM_PATH_1_0="${gstPluginPath}" ${gstInspect} >/dev/null
+    test -s "$registry"
     makeWrapper "$out/libexec/neko/neko" "$out/bin/neko" \
-      --prefix GST_PLUGIN_SYSTEM_PATH_1_0 : "${lib.makeSearchPathOutput "lib" "lib/gstreamer-1.0" gstPlugins}" \
+      --prefix GST_PLUGIN_SYSTEM_PATH_1_0 : "${gstPluginPath}" \
+      --set GST_REGISTRY "$registry" \
       --prefix PATH : "${
         lib.makeBinPath [
           xclip
