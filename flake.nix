@@ -73,12 +73,14 @@
         {
           inherit (own) deskd;
 
-          # The whole Rust test suite with an X server and node at hand. Tests that need
-          # what the sandbox cannot give (user namespaces, a real neko) skip with a printed
-          # reason as they do elsewhere; the browser tests look for Chromium at its Debian
-          # path, so they are skipped here by name: the VM tests drive Chromium instead.
-          # So is the test of a service running as `nobody`: it needs root (the sandbox
-          # builds as an unprivileged user) and Debian's passwd entry (home /nonexistent).
+          # The whole Rust test suite with an X server, a window manager, a terminal and node
+          # at hand. Tests that need what the sandbox cannot give (user namespaces, a real
+          # neko) skip with a printed reason as they do elsewhere; the browser tests look for
+          # Chromium at its Debian path, so they are skipped here by name: the VM tests drive
+          # Chromium instead. So is the test of a service running as `nobody`: it needs root
+          # (the sandbox builds as an unprivileged user) and Debian's passwd entry (home
+          # /nonexistent). The sandbox starts with no locale: the agent types non-ASCII text
+          # into xterm, which needs a UTF-8 one (glibc in nixpkgs ships C.UTF-8).
           deskd-tests = own.deskd.overrideAttrs (old: {
             pname = "deskd-tests";
             cargoTestFlags = [
@@ -94,16 +96,28 @@
               "service_runs_as_its_user_with_its_env"
             ];
             nativeCheckInputs = (old.nativeCheckInputs or [ ]) ++ [
-              (pkgs.xorg-server or pkgs.xorg.xorgserver)
+              (import ./nix/xvfb.nix pkgs)
               (pkgs.xdpyinfo or pkgs.xorg.xdpyinfo) # an X client in display_service
               pkgs.xdotool
               pkgs.xclip
+              pkgs.openbox # agent_desktop: the window manager
+              pkgs.xterm # agent_desktop: the terminal the agent types into
               pkgs.util-linux
               pkgs.nodejs
               pkgs.python3 # service commands and the orphan-storm script of the tests
             ];
+            env = (old.env or { }) // {
+              LANG = "C.UTF-8";
+              LC_ALL = "C.UTF-8";
+              # openbox draws its titles with pango: give fontconfig fonts, as the image does.
+              FONTCONFIG_FILE = "${pkgs.makeFontsConf { fontDirectories = [ pkgs.dejavu_fonts ]; }}";
+            };
             installPhase = "touch $out";
           });
+
+          # What the image holds: its size and the largest store paths, as a build log and
+          # $out; fails if the full Xorg server got in where nixpkgs has the Xvfb-only build.
+          image-closure = own.image.closureReport;
 
           stream = import ./nixos-tests/stream.nix {
             inherit pkgs;
@@ -113,6 +127,11 @@
           image = import ./nixos-tests/image.nix {
             inherit pkgs;
             inherit (own) image;
+            # A derived image on another display: everything derived from the number follows.
+            derived = mkImageWith pkgs {
+              name = "deskd-derived";
+              settings.display.number = 42;
+            };
           };
         }
       );
@@ -127,7 +146,7 @@
             rustfmt
             rust-analyzer
             # What the tests and benchmarks run.
-            (pkgs.xorg-server or xorg.xorgserver)
+            (import ./nix/xvfb.nix pkgs)
             (pkgs.xdpyinfo or xorg.xdpyinfo)
             (pkgs.xwininfo or xorg.xwininfo)
             xdotool

@@ -49,7 +49,18 @@ let
     fontDirectories = [ pkgs.dejavu_fonts ];
   };
 
+  # Everything derived from the display number (the window manager's readiness probe,
+  # DISPLAY for `docker exec`) follows a derived image's `display.number`.
+  displayNumber = settings.display.number or 99;
+
+  # deskd writes its control token here for `deskd ctl` (ctl.rs: DEFAULT_TOKEN_FILE is
+  # /run/deskd/token); it must be the user's own directory.
+  runtimeDir = "/run/deskd";
+
+  xvfb = import ../nix/xvfb.nix pkgs;
+
   defaults = import ./settings.nix {
+    display = displayNumber;
     neko = lib.getExe nekoPkg;
     pulseaudio = "${pkgs.pulseaudio}/bin/pulseaudio";
     windowManager = "${pkgs.openbox}/bin/openbox";
@@ -106,7 +117,7 @@ let
     paths = [
       deskd
       nekoPkg
-      (pkgs.xorg-server or pkgs.xorg.xorgserver) # Xvfb
+      xvfb
       pkgs.pulseaudio
       pkgs.openbox
       pkgs.xterm
@@ -126,9 +137,6 @@ let
   };
 
   seconds = s: s * 1000000000;
-in
-pkgs.dockerTools.streamLayeredImage {
-  inherit name tag;
 
   contents = [
     rootEnv
@@ -140,12 +148,32 @@ pkgs.dockerTools.streamLayeredImage {
     pkgs.dockerTools.caCertificates
   ];
 
+  # What the image holds: the closure of its contents and of the store paths its config
+  # names. (The closure of the stream script itself also has the Python that writes the
+  # tarball, which is not in the image.)
+  closureRoots = contents ++ [ fontsConf ];
+
+  # The image's size and its largest store paths (flake check `image-closure`). Where
+  # nixpkgs has the Xvfb-only package, the full Xorg server must not be in the image.
+  closureReport =
+    pkgs.runCommand "${name}-closure"
+      {
+        __structuredAttrs = true;
+        exportReferencesGraph.closure = closureRoots;
+        nativeBuildInputs = [ pkgs.jq ];
+        forbidden = lib.optionalString (pkgs ? xvfb) "xorg-server";
+      }
+      (builtins.readFile ./closure-report.sh);
+in
+pkgs.dockerTools.streamLayeredImage {
+  inherit name tag contents;
+
   # Run under fakeroot: ownership and modes end up in the image as written here.
   fakeRootCommands = ''
-    mkdir -p ./tmp/.X11-unix ./tmp/runtime-${user} .${home} ./etc/deskd/conf.d
+    mkdir -p ./tmp/.X11-unix ./tmp/runtime-${user} .${home} ./etc/deskd/conf.d .${runtimeDir}
     chmod 1777 ./tmp ./tmp/.X11-unix
-    chown ${toString uid}:${toString uid} .${home} ./tmp/runtime-${user}
-    chmod 0700 ./tmp/runtime-${user}
+    chown ${toString uid}:${toString uid} .${home} ./tmp/runtime-${user} .${runtimeDir}
+    chmod 0700 ./tmp/runtime-${user} .${runtimeDir}
   '';
 
   config = {
@@ -205,7 +233,7 @@ pkgs.dockerTools.streamLayeredImage {
   };
 
   passthru = {
-    inherit configFile finalSettings;
+    inherit configFile finalSettings closureReport;
     neko = nekoPkg;
   };
 }

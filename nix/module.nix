@@ -32,6 +32,24 @@ let
   # Where systemd puts LoadCredential= files for this unit.
   credentialsDir = "/run/credentials/deskd.service";
 
+  xvfb = import ./xvfb.nix pkgs;
+
+  # Secret files stay out of the world-readable store: a string, not a Nix path (which
+  # would be copied into the store), and an absolute path not under the store directory.
+  secretFileOption =
+    description:
+    lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "/run/secrets/deskd-token";
+      inherit description;
+    };
+  secretFileAssertion = option: file: {
+    assertion =
+      file == null || (lib.hasPrefix "/" file && !lib.hasPrefix "${builtins.storeDir}/" file);
+    message = "services.deskd.${option} must be an absolute path outside the Nix store (a string such as \"/run/secrets/deskd-token\"), not ${toString file}: every user can read a file in the store, and LoadCredential= needs an absolute path.";
+  };
+
   # Ports for openFirewall, with deskd's defaults where the settings leave them out.
   lastPort = addr: lib.toInt (lib.last (lib.splitString ":" addr));
   httpPort = lastPort (cfg.settings.http.listen or "0.0.0.0:8080");
@@ -56,7 +74,7 @@ let
       {
         nativeBuildInputs = [
           cfg.package
-          (pkgs.xorg-server or pkgs.xorg.xorgserver)
+          xvfb
         ]
         ++ cfg.path;
       }
@@ -112,22 +130,15 @@ in
       '';
     };
 
-    tokenFile = lib.mkOption {
-      type = lib.types.nullOr lib.types.path;
-      default = null;
-      example = "/run/secrets/deskd-token";
-      description = ''
-        File with the control access token, outside the Nix store. Handed to the unit with
-        `LoadCredential=` and read by deskd through `[http] token_file`. Without it deskd
-        generates a token at each start and logs the URL to open, once.
-      '';
-    };
+    tokenFile = secretFileOption ''
+      File with the control access token: an absolute path outside the Nix store, as a
+      string (a Nix path such as `./token` would copy the secret into the world-readable
+      store, so it is refused). Handed to the unit with `LoadCredential=` and read by deskd
+      through `[http] token_file`. Without it deskd generates a token at each start and logs
+      the URL to open, once.
+    '';
 
-    viewTokenFile = lib.mkOption {
-      type = lib.types.nullOr lib.types.path;
-      default = null;
-      description = "Like {option}`tokenFile`, for the view-only token.";
-    };
+    viewTokenFile = secretFileOption "Like {option}`tokenFile`, for the view-only token.";
 
     openFirewall = lib.mkOption {
       type = lib.types.bool;
@@ -155,6 +166,11 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = [
+      (secretFileAssertion "tokenFile" cfg.tokenFile)
+      (secretFileAssertion "viewTokenFile" cfg.viewTokenFile)
+    ];
+
     services.deskd.settings = {
       display = {
         number = lib.mkDefault 99;
@@ -203,7 +219,7 @@ in
       wantedBy = [ "multi-user.target" ];
       after = [ "network-online.target" ];
       wants = [ "network-online.target" ];
-      path = [ (pkgs.xorg-server or pkgs.xorg.xorgserver) ] ++ cfg.path;
+      path = [ xvfb ] ++ cfg.path;
 
       environment = {
         HOME = "/var/lib/deskd";
