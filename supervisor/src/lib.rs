@@ -33,4 +33,5 @@ pub mod reaper;
 pub mod service;
 pub mod signals;
 pub mod single;
+pub mod stream;
 pub mod supervisor;
