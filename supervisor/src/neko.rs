@@ -35,6 +35,20 @@ pub const ICE_BACKEND_ENV: &str = "NEKO_WEBRTC_ICESERVERS_BACKEND";
 pub const SILENT_AUDIO_PIPELINE: &str =
     "audiotestsrc wave=silence is-live=true ! audio/x-raw,channels=2 ! audioconvert ! opusenc ! appsink name=appsink";
 
+/// The service that runs PulseAudio, by convention (the image's config names it so).
+pub const PULSEAUDIO_SERVICE: &str = "pulseaudio";
+
+/// What neko starts after: the display, and with `audio = true` the `pulseaudio` service when
+/// one is configured (`services` are the names of the other services). neko records from
+/// PulseAudio when a viewer asks for sound; started earlier, that viewer may get none.
+pub fn after<'a>(neko: &NekoSettings, mut services: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut after = vec![crate::display::SERVICE_NAME.to_string()];
+    if neko.audio && services.any(|s| s == PULSEAUDIO_SERVICE) {
+        after.push(PULSEAUDIO_SERVICE.to_string());
+    }
+    after
+}
+
 /// Where the empty config file lives (one per user of the machine, rewritten at each start).
 pub fn empty_config_path() -> PathBuf {
     let uid = nix::unistd::getuid().as_raw();
@@ -77,7 +91,8 @@ pub fn service(neko: &NekoSettings, display: &DisplaySettings, api_token: &str) 
         url: format!("http://{}/health", neko.bind),
     };
     spec.ready_timeout = Duration::from_secs(20);
-    spec.after = vec!["display".to_string()];
+    // The full list (with `pulseaudio`) needs the other services: `Settings::all_services`.
+    spec.after = after(neko, std::iter::empty());
     spec.restart = RestartPolicy::Always;
     spec.stop_signal = Signal::SIGINT;
     spec.stop_timeout = Duration::from_secs(5);
