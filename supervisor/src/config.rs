@@ -152,7 +152,7 @@ pub struct NekoSettings {
     pub audio: bool,
     /// Frame rate of the screen mode.
     pub fps: u32,
-    /// Video codec (vp8 default).
+    /// Video codec (h264 default).
     pub codec: String,
     /// Extra `--key=value` flags passed to neko as they are.
     pub extra_args: Vec<String>,
