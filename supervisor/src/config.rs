@@ -155,7 +155,7 @@ pub struct NekoSettings {
     pub audio: bool,
     /// Frame rate of the screen mode.
     pub fps: u32,
-    /// Video codec (vp8 default).
+    /// Video codec (h264 default).
     pub codec: String,
     /// Extra `--key=value` flags passed to neko as they are.
     pub extra_args: Vec<String>,
@@ -229,7 +229,9 @@ impl Settings {
             all.push(crate::display::service(display));
         }
         if let (Some(neko), Some(display)) = (&self.neko, &self.display) {
-            all.push(crate::neko::service(neko, display, neko_api_token));
+            let mut spec = crate::neko::service(neko, display, neko_api_token);
+            spec.after = crate::neko::after(neko, self.services.iter().map(|s| s.name.as_str()));
+            all.push(spec);
         }
         all.extend(self.services.iter().cloned());
         all
@@ -522,7 +524,8 @@ fn resolve(sources: &[Source], main: &[String], errs: &mut Errors) -> Settings {
     let built_in_neko = match (&neko, &display) {
         (Some(n), Some(_)) => {
             let mut spec = ServiceSpec::new("neko", vec![n.settings.binary.clone()]);
-            spec.after = vec!["display".to_string()];
+            spec.after =
+                crate::neko::after(&n.settings, services.iter().map(|s| s.spec.name.as_str()));
             Some(spec)
         }
         _ => None,

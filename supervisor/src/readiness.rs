@@ -1,4 +1,4 @@
-//! Readiness probes with deadlines: an X11 connection handshake, a TCP connect, an HTTP GET
+//! Readiness probes with deadlines: an X11 connection handshake, a TCP or Unix socket connect, an HTTP GET
 //! answering 2xx, an output line matching a regex, or just "started" (a one-shot's probe never
 //! passes: its exit decides, in the supervisor). Probes poll fast (a
 //! few ms) so they add little to start-up. Knows nothing of restarts: the caller decides
@@ -119,6 +119,10 @@ async fn probe_once(ready: &Readiness) -> Result<(), String> {
             .await
             .map(drop)
             .map_err(|e| format!("connect {addr}: {e}")),
+        Readiness::Unix { path } => UnixStream::connect(path)
+            .await
+            .map(drop)
+            .map_err(|e| format!("connect {path}: {e}")),
         Readiness::Http { url } => http_get_2xx(url).await,
         Readiness::Started | Readiness::Log { .. } | Readiness::Exit => Ok(()),
     }
@@ -363,6 +367,39 @@ mod tests {
         assert!(msg.contains(&format!("TCP connect to {addr}")), "{msg}");
         assert!(msg.contains("200ms"), "{msg}");
         assert!(msg.contains("last error: connect"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn unix_probe_waits_for_a_listener_on_the_socket() {
+        let dir = std::env::temp_dir().join(format!("deskd-unix-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pulse.socket");
+        let _ = std::fs::remove_file(&path);
+        let ready = Readiness::Unix {
+            path: path.display().to_string(),
+        };
+        // Nothing there yet: a timeout naming the socket and the connect error.
+        let err = wait_ready(&ready, Duration::from_millis(100), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("connect to Unix socket {}", path.display())),
+            "{err}"
+        );
+        assert!(err.contains("last error: connect"), "{err}");
+        // A listener appearing while the probe polls makes it pass.
+        let bind_path = path.clone();
+        let listener = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let l = tokio::net::UnixListener::bind(&bind_path).unwrap();
+            let _ = l.accept().await;
+        });
+        wait_ready(&ready, Duration::from_secs(10), None)
+            .await
+            .unwrap();
+        listener.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

@@ -57,6 +57,8 @@ pub enum Readiness {
     WindowManager { display: String },
     /// A TCP connect to this address succeeds.
     Tcp { addr: String },
+    /// A connect to this Unix stream socket succeeds (e.g. PulseAudio's native socket).
+    Unix { path: String },
     /// An HTTP GET to this URL answers 2xx.
     Http { url: String },
     /// A line of the service's stdout or stderr matches.
@@ -75,6 +77,7 @@ impl Readiness {
                 format!("a window manager on display {display}")
             }
             Readiness::Tcp { addr } => format!("TCP connect to {addr}"),
+            Readiness::Unix { path } => format!("connect to Unix socket {path}"),
             Readiness::Http { url } => format!("HTTP 2xx from {url}"),
             Readiness::Log { pattern } => format!("output line matching /{}/", pattern.as_str()),
             Readiness::Exit => "exit with status 0 (one-shot)".to_string(),

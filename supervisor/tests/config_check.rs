@@ -441,6 +441,42 @@ fn main_command_after_double_dash_starts_last() {
 }
 
 #[test]
+fn neko_with_audio_starts_after_pulseaudio_is_ready() {
+    let s = Scratch::new("pulse");
+    s.program("pulseaudio");
+    let config = |audio: bool| {
+        format!(
+            "[display]\n[neko]\naudio = {audio}\n\n\
+             [[service]]\nname = \"pulseaudio\"\ncommand = [\"pulseaudio\", \"-n\"]\n\
+             ready = {{ unix = \"/tmp/pulseaudio.socket\" }}\n"
+        )
+    };
+    let plan = s.check_file(&s.file("audio.toml", &config(true))).ok();
+    assert_eq!(
+        plan_order(&plan),
+        ["display", "pulseaudio", "neko"],
+        "{plan}"
+    );
+    let neko = plan_block(&plan, "neko").join("\n");
+    assert!(neko.contains("after:   display, pulseaudio"), "{neko}");
+    let pulse = plan_block(&plan, "pulseaudio").join("\n");
+    assert!(
+        pulse.contains("connect to Unix socket /tmp/pulseaudio.socket"),
+        "{pulse}"
+    );
+
+    // Without audio neko records nothing from PulseAudio and does not wait for it.
+    let plan = s.check_file(&s.file("silent.toml", &config(false))).ok();
+    let neko = plan_block(&plan, "neko").join("\n");
+    assert!(neko.contains("after:   display\n"), "{neko}");
+
+    // A probe path that is not absolute is a clear error.
+    let bad = config(true).replace("/tmp/pulseaudio.socket", "pulse.socket");
+    let errors = s.check_file(&s.file("bad.toml", &bad)).invalid();
+    assert_error(&errors, "", "expected an absolute path");
+}
+
+#[test]
 fn builtin_default_passes_with_xvfb_and_neko_on_path() {
     if Path::new(deskd::config::DEFAULT_CONFIG).exists() {
         println!(

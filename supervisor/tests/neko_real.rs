@@ -1,7 +1,8 @@
 //! Against a real neko (path in `DESKD_TEST_NEKO`; skipped with a message otherwise):
-//! `deskd run` starts Xvfb and neko with deskd's flags, the relay gets `system/init` and a
-//! `signal/provide` for a `signal/request`, and after a churn of connections neko's session
-//! list (as `system/init` reports it) is back where it started.
+//! `deskd run` starts Xvfb and neko with deskd's flags, neko's own start-up log shows that it
+//! took them (ICE lite, the H.264 pipeline with its key frame interval), the relay gets
+//! `system/init` and a `signal/provide` for a `signal/request`, and after a churn of
+//! connections neko's session list (as `system/init` reports it) is back where it started.
 
 #[path = "common/deskd_proc.rs"]
 mod deskd_proc;
@@ -57,18 +58,34 @@ async fn real_neko_through_deskd() {
         http_port,
         Path::new(&neko),
         &format!(
-            "udp_port = {}\nnat1to1 = [\"127.0.0.1\"]\naudio = false\n",
+            "udp_port = {}\nnat1to1 = [\"127.0.0.1\"]\naudio = false\nfps = 30\n",
             free_port()
         ),
     );
+    let log_path = dir.join("deskd.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut cmd = deskd_run::run_command(&config, &dir);
-    cmd.env("DESKD_TOKEN", TOKEN).stderr(Stdio::inherit());
+    cmd.env("DESKD_TOKEN", TOKEN).stderr(Stdio::from(log));
     let _deskd = DeskdRun::spawn(&mut cmd, &dir);
     let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
-    assert!(
-        wait_ready(addr, Duration::from_secs(90)).await,
-        "deskd with real neko never became ready"
-    );
+    let ready = wait_ready(addr, Duration::from_secs(90)).await;
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(ready, "deskd with real neko never became ready:\n{log}");
+
+    // neko's own account of its settings (it logs them before `neko ready`).
+    let webrtc = log
+        .lines()
+        .find(|l| l.contains("webrtc starting"))
+        .unwrap_or_else(|| panic!("no 'webrtc starting' line from neko:\n{log}"));
+    assert!(webrtc.contains("icelite=true"), "{webrtc}");
+    let pipeline = log
+        .lines()
+        .find(|l| l.contains("syntax check for video stream pipeline passed"))
+        .unwrap_or_else(|| panic!("no video pipeline line from neko:\n{log}"));
+    // The default codec, at the `fps = 30` of this config.
+    let key_int = format!("key-int-max={}", deskd::neko::keyframe_interval(30));
+    assert!(pipeline.contains("x264enc"), "{pipeline}");
+    assert!(pipeline.contains(&key_int), "{key_int} not in {pipeline}");
 
     // system/init, then signal/request → signal/provide (other events may come first).
     let mut c = connect(addr).await;

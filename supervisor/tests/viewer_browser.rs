@@ -604,8 +604,11 @@ async fn clear_binary(neko: &Tab<'_>) {
 const NETNS_ENV: &str = "DESKD_VIEWER_TEST_NETNS";
 
 /// Runs the test `name` of this binary again inside a fresh network namespace (with `lo` and a
-/// veth pair 10.213.0.1/30 — 10.213.0.2/30 as the default route, so Chromium has a host
-/// candidate) and fails if it fails. Returns false in the parent, true inside.
+/// veth pair, 10.213.0.1/30 on `v0` as the default route, so Chromium has a host candidate)
+/// and fails if it fails. Returns false in the parent, true inside. Only one end has an
+/// address: neko maps every local address to its one `nat1to1` address, keeps one of the
+/// identical candidates and, as an ICE lite agent, answers checks only on that one's socket.
+/// With a second address the browser's checks could land on the other socket and go unanswered.
 fn in_private_network(name: &str) -> bool {
     if std::env::var_os(NETNS_ENV).is_some() {
         return true;
@@ -614,7 +617,7 @@ fn in_private_network(name: &str) -> bool {
     let setup =
         "command -v ip >/dev/null || { echo 'ip (apt iproute2) is missing' >&2; exit 98; }; \
          ip link set lo up && ip link add v0 type veth peer name v1 \
-         && ip addr add 10.213.0.1/30 dev v0 && ip addr add 10.213.0.2/30 dev v1 \
+         && ip addr add 10.213.0.1/30 dev v0 \
          && ip link set v0 up && ip link set v1 up && ip route add default dev v0 \
          || { echo 'network namespace setup failed' >&2; exit 97; }; exec \"$0\" \"$@\"";
     let out = Command::new("unshare")

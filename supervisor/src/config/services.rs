@@ -183,6 +183,9 @@ fn readiness(t: &mut Table<'_>, errs: &mut Errors) -> Option<Readiness> {
     if let Some(a) = t.parse("tcp", errs, values::host_port) {
         found.push(Readiness::Tcp { addr: a.v });
     }
+    if let Some(p) = t.parse("unix", errs, values::unix_socket) {
+        found.push(Readiness::Unix { path: p.v });
+    }
     if let Some(u) = t.parse("http", errs, values::http_url) {
         found.push(Readiness::Http { url: u.v });
     }
@@ -202,19 +205,19 @@ fn readiness(t: &mut Table<'_>, errs: &mut Errors) -> Option<Readiness> {
     }
     let set = t
         .keys()
-        .filter(|k| ["x11", "wm", "tcp", "http", "log", "exit"].contains(k))
+        .filter(|k| ["x11", "wm", "tcp", "unix", "http", "log", "exit"].contains(k))
         .count();
     if set == 0 {
         errs.key(
             t.at(),
             t.path(),
-            "expected one probe: { x11 = \":99\" }, { wm = \":99\" }, { tcp = \"HOST:PORT\" }, { http = \"http://...\" }, { log = \"regex\" } or { exit = true }",
+            "expected one probe: { x11 = \":99\" }, { wm = \":99\" }, { tcp = \"HOST:PORT\" }, { unix = \"/PATH\" }, { http = \"http://...\" }, { log = \"regex\" } or { exit = true }",
         );
     } else if set > 1 {
         errs.key(
             t.at(),
             t.path(),
-            "give exactly one probe (x11, wm, tcp, http, log or exit)",
+            "give exactly one probe (x11, wm, tcp, unix, http, log or exit)",
         );
         return None;
     }

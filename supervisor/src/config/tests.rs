@@ -332,7 +332,7 @@ fn neko_defaults_and_media_ports() {
     assert_eq!(n.udp_port, Some(59000));
     assert_eq!(n.epr, None);
     assert_eq!(n.nat1to1, ["127.0.0.1"]);
-    assert_eq!((n.fps, n.codec.as_str(), n.audio), (30, "vp8", false));
+    assert_eq!((n.fps, n.codec.as_str(), n.audio), (30, "h264", false));
 
     let s = ok(&[(
         "a.toml",

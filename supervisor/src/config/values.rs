@@ -140,6 +140,17 @@ pub(crate) fn host_port(text: String) -> Result<String, String> {
     Ok(text)
 }
 
+/// An absolute path for a Unix socket readiness probe.
+pub(crate) fn unix_socket(text: String) -> Result<String, String> {
+    if text.starts_with('/') && !text.contains('\0') {
+        Ok(text)
+    } else {
+        Err(format!(
+            "bad socket path {text:?}; expected an absolute path, e.g. \"/tmp/pulseaudio.socket\""
+        ))
+    }
+}
+
 /// An `http://` URL for an HTTP readiness probe.
 pub(crate) fn http_url(text: String) -> Result<String, String> {
     let rest = text.strip_prefix("http://").ok_or_else(|| {
