@@ -32,15 +32,20 @@ export class Backoff {
 }
 
 /**
- * What a closed signaling socket means for the viewer:
+ * What a closed stream socket means for the viewer:
  * - "unauthorized": stop, show the message (the token is wrong or missing);
- * - "unavailable": neko is not running or not ready; retry with backoff;
- * - "retry": anything else (network drop, neko restart, relay restart); retry with backoff.
- * `probeStatus` is the HTTP status of a plain GET on the signaling URL after a socket that
- * never opened (the browser hides the refusal's status), or undefined.
+ * - "unavailable": the desktop's stream (neko, or the display for the native stream) is not
+ *   running or not ready; retry with backoff;
+ * - "retry": anything else (network drop, restart, too slow, a protocol error); retry with
+ *   backoff.
+ * `probeStatus` is the HTTP status of a plain GET on the socket's URL after a socket that
+ * never opened (the browser hides the refusal's status), or undefined. On the relay
+ * (`transport` "webrtc") 1008 is the relay's policy refusal; on the native stream ("ws") it is
+ * a protocol violation, worth a retry.
  */
-export function classifyClose(code, probeStatus) {
-  if (code === 1008 || code === 4401 || code === 4403) return "unauthorized";
+export function classifyClose(code, probeStatus, transport = "webrtc") {
+  if (code === 4401 || code === 4403) return "unauthorized";
+  if (code === 1008 && transport !== "ws") return "unauthorized";
   if (code === 4503 || code === 4502 || code === 4504 || code === 1013) return "unavailable";
   if (probeStatus === 401 || probeStatus === 403) return "unauthorized";
   if (probeStatus === 502 || probeStatus === 503 || probeStatus === 504) return "unavailable";

@@ -58,11 +58,17 @@ pub static ASSETS: &[Asset] = &[
     asset!("main.js", JS),
     asset!("backoff.js", JS),
     asset!("coords.js", JS),
+    asset!("framing.js", JS),
     asset!("input.js", JS),
     asset!("keysym.js", JS),
+    asset!("native.js", JS),
     asset!("protocol.js", JS),
+    asset!("screen.js", JS),
     asset!("signaling.js", JS),
+    asset!("status.js", JS),
     asset!("touch.js", JS),
+    asset!("transport.js", JS),
+    asset!("webrtc.js", JS),
 ];
 
 const fn fnv1a(bytes: &[u8]) -> u64 {

@@ -42,3 +42,14 @@ test("a socket that never opened is judged by the HTTP probe", () => {
   assert.equal(classifyClose(1006, 400), "retry");
   assert.equal(classifyClose(1006, undefined), "retry");
 });
+
+test("the native stream's close codes (docs/native-stream.md)", () => {
+  assert.equal(classifyClose(4503, undefined, "ws"), "unavailable");
+  assert.equal(classifyClose(4408, undefined, "ws"), "retry");
+  assert.equal(classifyClose(1001, undefined, "ws"), "retry");
+  assert.equal(classifyClose(1009, undefined, "ws"), "retry");
+  // A protocol violation there is not the token: retry, unlike the relay's 1008.
+  assert.equal(classifyClose(1008, undefined, "ws"), "retry");
+  assert.equal(classifyClose(1006, 401, "ws"), "unauthorized");
+  assert.equal(classifyClose(1006, 503, "ws"), "unavailable");
+});
