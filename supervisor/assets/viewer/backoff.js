@@ -1,5 +1,6 @@
-// Reconnect delays: exponential, capped, with jitter so many viewers do not come back in step
-// after a restart ("equal jitter": half the delay fixed, half random).
+// Closing and coming back: closing a socket with a code the browser accepts, what a close
+// means, and the reconnect delays: exponential, capped, with jitter so many viewers do not
+// come back in step after a restart ("equal jitter": half the delay fixed, half random).
 
 export const DEFAULTS = Object.freeze({ base: 500, factor: 2, cap: 15000, jitter: 0.5 });
 
@@ -50,4 +51,17 @@ export function classifyClose(code, probeStatus, transport = "webrtc") {
   if (probeStatus === 401 || probeStatus === 403) return "unauthorized";
   if (probeStatus === 502 || probeStatus === 503 || probeStatus === 504) return "unavailable";
   return "retry";
+}
+
+/**
+ * Closes a WebSocket that is connecting or open. Browsers accept only 1000 and 4000–4999
+ * from a page; any other code closes with 1000.
+ */
+export function closeSocket(ws, code = 1000, reason = "") {
+  if (!ws || ws.readyState > 1) return;
+  try {
+    ws.close(code >= 4000 || code === 1000 ? code : 1000, reason);
+  } catch {
+    ws.close();
+  }
 }

@@ -6,6 +6,7 @@
 // Reconnecting is the caller's job: a session lives for one WebSocket. WebSocket, VideoDecoder
 // and EncodedVideoChunk are injected for tests.
 
+import { closeSocket } from "./backoff.js";
 import { clipboardMessage, decodeStreamBinary, keyframeRequest, parseStreamText, pasteMessage } from "./framing.js";
 import { encodeKey } from "./protocol.js";
 
@@ -245,12 +246,6 @@ export class NativeSession {
       this.closed = true;
       this.on("close", { code, reason, opened: this.opened, local: true });
     }
-    if (ws && ws.readyState <= 1) {
-      try {
-        ws.close(code >= 4000 || code === 1000 ? code : 1000, reason);
-      } catch {
-        ws.close();
-      }
-    }
+    closeSocket(ws, code, reason);
   }
 }
