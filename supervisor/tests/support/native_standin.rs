@@ -266,6 +266,27 @@ impl NativeStandIn {
     }
 }
 
+/// Splits a socket into a sender (a task writes what it gets, and stops after a close) and
+/// the stream of what the other side sends.
+pub fn pump(
+    socket: ws::WebSocket,
+) -> (
+    mpsc::UnboundedSender<ws::Message>,
+    futures_util::stream::SplitStream<ws::WebSocket>,
+) {
+    let (mut sink, stream) = socket.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<ws::Message>();
+    tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            let close = matches!(m, ws::Message::Close(_));
+            if sink.send(m).await.is_err() || close {
+                break;
+            }
+        }
+    });
+    (tx, stream)
+}
+
 fn options(s: &Shared) -> Options {
     s.opts.lock().expect("lock").clone().unwrap_or_default()
 }
@@ -302,16 +323,7 @@ async fn stream_ws(State(s): State<Arc<Shared>>, up: WebSocketUpgrade) -> Respon
     up.on_upgrade(move |socket| async move {
         let n = s.connections.fetch_add(1, Ordering::SeqCst);
         let o = options(&s);
-        let (mut sink, mut stream) = socket.split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<ws::Message>();
-        tokio::spawn(async move {
-            while let Some(m) = rx.recv().await {
-                let close = matches!(m, ws::Message::Close(_));
-                if sink.send(m).await.is_err() || close {
-                    break;
-                }
-            }
-        });
+        let (tx, mut stream) = pump(socket);
         *s.to_page.lock().expect("lock") = Some(tx.clone());
         let hello = json!({ "type": "hello", "protocol": 1, "access": o.access,
             "width": 1280, "height": 720, "codec": CODEC });
