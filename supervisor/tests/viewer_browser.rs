@@ -1445,6 +1445,22 @@ async fn page_reaches_the_relay() {
         session.as_str().is_some_and(|s| s.starts_with("viewer-")),
         "neko session through the relay: {session}"
     );
+    // The stand-in sends no video: the still of the real X screen (deskd's /api/screenshot)
+    // is what the page shows.
+    let still = tab
+        .wait_for(
+            "__deskdViewer.firstStill && !document.getElementById('still').hidden && [__deskdViewer.firstStill.perf, document.getElementById('still').naturalWidth, document.getElementById('still').naturalHeight]",
+            "the still from deskd",
+        )
+        .await;
+    assert_eq!(
+        (still[1].clone(), still[2].clone()),
+        (json!(1280), json!(720))
+    );
+    println!(
+        "still shown {:.0} ms after navigation started",
+        still[0].as_f64().unwrap_or(-1.0)
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import { InputController, WheelAccumulator, xButton } from "./input.js";
 import { isModifierKeysym, keysymForChar, keysymForEvent } from "./keysym.js";
 import { NativeSession } from "./native.js";
 import { encodePing } from "./protocol.js";
-import { ScreenView, stillUrl } from "./screen.js";
+import { ScreenView } from "./screen.js";
+import { earlyStill } from "./still.js";
 import { CONTROL_WAIT_MS, ControlTracker, liveDetail, stateText, unsupportedText } from "./status.js";
 import { TouchGestures } from "./touch.js";
 import { chooseTransport, forcedTransport, parseSession, transportLabel, WEBRTC_FALLBACK_MS, WS } from "./transport.js";
@@ -415,26 +416,26 @@ window.addEventListener("online", () => {
 // ---- the still: a picture at once -------------------------------------------------------------
 
 async function showStill() {
-  const r = els.stage.getBoundingClientRect();
+  const got = await earlyStill;
+  if (!got || got.error) {
+    // No display, or deskd without the agent API: wait for video.
+    remember(debug.errors, `still: ${got ? got.error : "none"}`);
+    return;
+  }
+  const url = URL.createObjectURL(got.blob);
   try {
-    const resp = await fetch(stillUrl(r.width, r.height, devicePixelRatio), { credentials: "same-origin", cache: "no-store" });
-    const type = resp.headers.get("content-type") || "";
-    if (!resp.ok || !type.startsWith("image/")) {
-      remember(debug.errors, `still: ${resp.status} ${type}`);
-      return;
-    }
-    const url = URL.createObjectURL(await resp.blob());
     if (!(await screenView.showStill(url))) {
       URL.revokeObjectURL(url);
       return;
     }
-    debug.firstStill = stamp();
-    refreshStatus();
-    renderCursor();
   } catch (err) {
-    // No display, or deskd without the agent API: wait for video.
+    URL.revokeObjectURL(url);
     remember(debug.errors, `still: ${err && err.message ? err.message : err}`);
+    return;
   }
+  debug.firstStill = stamp();
+  refreshStatus();
+  renderCursor();
 }
 
 // ---- media ----------------------------------------------------------------------------------

@@ -4,19 +4,6 @@
 // object-fit: contain over the same box), and the picture size that letterboxing and pointer
 // mapping use.
 
-/** Largest still asked for, in device pixels across. */
-const STILL_MAX_WIDTH = 3840;
-
-/**
- * The URL of a JPEG still sized for a stage of `w`×`h` CSS pixels at device pixel ratio
- * `dpr` (the screenshot never scales up, so asking for the stage's width is enough).
- */
-export function stillUrl(w, h, dpr = 1, quality = 75) {
-  const d = Number.isFinite(dpr) && dpr > 0 ? dpr : 1;
-  const width = Math.max(64, Math.min(STILL_MAX_WIDTH, Math.round((Number(w) || 0) * d)));
-  return `/api/screenshot?format=jpeg&quality=${quality}&max_width=${width}`;
-}
-
 export class ScreenView {
   constructor({ video, canvas, still }) {
     Object.assign(this, { video, canvas, still });

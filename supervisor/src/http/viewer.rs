@@ -66,6 +66,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("screen.js", JS),
     asset!("signaling.js", JS),
     asset!("status.js", JS),
+    asset!("still.js", JS),
     asset!("touch.js", JS),
     asset!("transport.js", JS),
     asset!("webrtc.js", JS),

@@ -1,13 +1,23 @@
 // The still's URL and the element swap between the video and the canvas.
 import test from "node:test";
 import assert from "node:assert/strict";
-import { ScreenView, stillUrl } from "../screen.js";
+import { ScreenView } from "../screen.js";
+import { earlyStill, fetchStill, stillUrl } from "../still.js";
 
 test("the still is asked for at the stage's width in device pixels", () => {
-  assert.equal(stillUrl(1280, 700, 1), "/api/screenshot?format=jpeg&quality=75&max_width=1280");
-  assert.equal(stillUrl(420, 800, 3), "/api/screenshot?format=jpeg&quality=75&max_width=1260");
-  assert.equal(stillUrl(0, 0, NaN), "/api/screenshot?format=jpeg&quality=75&max_width=64");
-  assert.equal(stillUrl(5000, 100, 2, 60), "/api/screenshot?format=jpeg&quality=60&max_width=3840");
+  assert.equal(stillUrl(1280, 1), "/api/screenshot?format=jpeg&quality=75&max_width=1280");
+  assert.equal(stillUrl(420, 3), "/api/screenshot?format=jpeg&quality=75&max_width=1260");
+  assert.equal(stillUrl(0, NaN), "/api/screenshot?format=jpeg&quality=75&max_width=64");
+  assert.equal(stillUrl(5000, 2, 60), "/api/screenshot?format=jpeg&quality=60&max_width=3840");
+  assert.equal(earlyStill, null, "no request outside a page");
+});
+
+test("fetchStill takes images only and never throws", async () => {
+  const answer = (status, type) => async () => ({ ok: status === 200, status, headers: { get: () => type }, blob: async () => "BLOB" });
+  assert.deepEqual(await fetchStill("/s", answer(200, "image/jpeg")), { blob: "BLOB" });
+  assert.deepEqual(await fetchStill("/s", answer(503, "application/json")), { error: "503 application/json" });
+  assert.deepEqual(await fetchStill("/s", answer(200, "text/html")), { error: "200 text/html" });
+  assert.deepEqual(await fetchStill("/s", async () => { throw new TypeError("network down"); }), { error: "network down" });
 });
 
 const el = (props = {}) => ({ id: "", hidden: false, ...props });
