@@ -1445,11 +1445,10 @@ async fn page_reaches_the_relay() {
         session.as_str().is_some_and(|s| s.starts_with("viewer-")),
         "neko session through the relay: {session}"
     );
-    // The stand-in sends no video: the still of the real X screen (deskd's /api/screenshot)
-    // is what the page shows.
+    // The still of the real X screen (deskd's /api/screenshot), at its size.
     let still = tab
         .wait_for(
-            "__deskdViewer.firstStill && !document.getElementById('still').hidden && [__deskdViewer.firstStill.perf, document.getElementById('still').naturalWidth, document.getElementById('still').naturalHeight]",
+            "__deskdViewer.firstStill && [__deskdViewer.firstStill.perf, __deskdViewer.firstStill.width, __deskdViewer.firstStill.height]",
             "the still from deskd",
         )
         .await;
@@ -1520,7 +1519,11 @@ async fn real_neko(neko: PathBuf) {
     .expect("test window");
 
     let browser = Browser::launch().await;
-    let tab = browser.open(&format!("http://{addr}/?token={TOKEN}")).await;
+    // WebRTC forced: this test is about neko's video, not the native stream it could fall
+    // back to.
+    let tab = browser
+        .open(&format!("http://{addr}/?token={TOKEN}&transport=webrtc"))
+        .await;
     tab.wait_for(
         "window.__deskdViewer && __deskdViewer.status === 'live'",
         "live with real neko",

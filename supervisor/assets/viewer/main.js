@@ -79,7 +79,10 @@ const debug = {
   connects: 0,
   agentActive: false,
   controlRefused: false,
-  /** When the still was shown, and the first live video frame: `{perf, epochMs}`. */
+  /**
+   * When the still was shown (`{perf, epochMs, width, height}`) and the first live video
+   * frame (`{perf, epochMs}`).
+   */
   firstStill: null,
   firstVideo: null,
   /**
@@ -433,7 +436,7 @@ async function showStill() {
     remember(debug.errors, `still: ${err && err.message ? err.message : err}`);
     return;
   }
-  debug.firstStill = stamp();
+  debug.firstStill = { ...stamp(), width: els.still.naturalWidth, height: els.still.naturalHeight };
   refreshStatus();
   renderCursor();
 }
