@@ -1696,6 +1696,22 @@ async fn native_stream_control() {
     tab.assert_status("Live · 1280×720 · in control · WebSocket")
         .await;
 
+    // A frame the decoder cannot decode: the page resets its decoder, asks for a key frame
+    // and shows the stream again.
+    stand_in.send_broken_key_frame();
+    wait_until("the page to ask for a key frame", || {
+        stand_in
+            .sent_text()
+            .contains(&json!({ "type": "keyframe" }))
+    })
+    .await;
+    tab.wait_for(
+        "__deskdViewer.frames.some(f => f.seq === 4 && f.key)",
+        "the key frame after the broken one decoded",
+    )
+    .await;
+    stand_in.clear_input();
+
     // A click at the centre: MOVE 640,360 and the button, on the socket at once (no host
     // arbitration on this transport, so no control request).
     let r = stage_rect(&tab).await;

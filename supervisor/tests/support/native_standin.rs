@@ -173,6 +173,8 @@ struct Shared {
     pings: AtomicU64,
     connections: AtomicU64,
     screenshots: AtomicU64,
+    /// The next video frame's seq on the current connection.
+    seq: Arc<AtomicU64>,
 }
 
 pub struct NativeStandIn {
@@ -255,6 +257,17 @@ impl NativeStandIn {
         self.shared.screenshots.load(Ordering::SeqCst)
     }
 
+    /// A frame flagged as a key frame whose access unit is garbage, next in seq: the page's
+    /// decoder fails on it.
+    pub fn send_broken_key_frame(&self) {
+        let seq = self.shared.seq.fetch_add(1, Ordering::SeqCst) as u32;
+        let mut au = vec![0, 0, 0, 1, 0x65];
+        au.extend((0..2000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
+        if let Some(tx) = self.shared.to_page.lock().expect("lock").as_ref() {
+            let _ = tx.send(ws::Message::Binary(video_message(true, seq, &au).into()));
+        }
+    }
+
     /// Closes the page's socket with `code` (e.g. 4503: the display went away).
     pub fn close_page(&self, code: u16, reason: &str) {
         if let Some(tx) = self.shared.to_page.lock().expect("lock").as_ref() {
@@ -332,7 +345,8 @@ async fn stream_ws(State(s): State<Arc<Shared>>, up: WebSocketUpgrade) -> Respon
         let _ = tx.send(ws::Message::Binary(
             vec![0x01, 0, 4, 0x01, 0x2c, 0x00, 0xc8].into(),
         ));
-        let seq = Arc::new(AtomicU64::new(1));
+        let seq = s.seq.clone();
+        seq.store(1, Ordering::SeqCst);
         {
             let (tx, seq) = (tx.clone(), seq.clone());
             let delay = if n == 0 {
