@@ -213,6 +213,21 @@ fn move_msg(x: u16, y: u16) -> Message {
     binary(0x01, &p)
 }
 
+/// utime + stime of process `pid` in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Fields 14 and 15 of stat, counted from the state (field 3) here.
+    get(11) + get(12)
+}
+
 /// A screen that changes all the time, with detail that compresses badly, until the flag is
 /// set.
 fn busy_screen(
@@ -300,9 +315,15 @@ async fn frames_show_the_screen_only_when_it_changes() {
         last_seq = v.seq;
     }
     let encoded = metric(desk.port, "deskd_stream_encode_seconds_count");
+    let (cpu0, t0) = (cpu_ticks(desk.deskd.pid()), Instant::now());
     assert!(
         next_video(&mut ws, Duration::from_secs(1)).await.is_none(),
         "a static screen sends no frames"
+    );
+    let ticks = cpu_ticks(desk.deskd.pid()) - cpu0;
+    eprintln!(
+        "deskd CPU with a static screen and one viewer: {ticks} ticks (1/100 s) in {:?}",
+        t0.elapsed()
     );
     assert_eq!(
         metric(desk.port, "deskd_stream_encode_seconds_count"),
@@ -358,6 +379,22 @@ async fn frames_show_the_screen_only_when_it_changes() {
     }
     let pong = pong.expect("a pong");
     assert_eq!(&pong[3..11], &[0, 0, 0, 1, 0, 0, 0, 2]);
+
+    // deskd stopping closes the stream with 1001.
+    desk.deskd.signal(nix::libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut code = None;
+    while Instant::now() < deadline {
+        match next(&mut ws, Duration::from_secs(1)).await {
+            Some(Message::Close(c)) => {
+                code = c.map(|c| u16::from(c.code));
+                break;
+            }
+            Some(_) => {}
+            None => {}
+        }
+    }
+    assert_eq!(code, Some(1001), "deskd stopping closes with 1001");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
