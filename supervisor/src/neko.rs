@@ -11,7 +11,7 @@
 //!   picks the format from the file extension and fails on none.)
 //! - ICE lite (`--webrtc.icelite`): the browser nominates the pair, so ICE connects in one
 //!   round trip instead of after pion's 1 s wait for a peer-reflexive pair.
-//! - A key frame every [`KEYFRAME_INTERVAL_MS`]: neko ignores key frame requests (PLI).
+//! - [`KEYFRAMES_PER_SECOND`] key frames a second: neko ignores key frame requests (PLI).
 //! - Audio off: the audio pipeline is replaced by a silent `audiotestsrc` one, which needs no
 //!   PulseAudio; the viewer also asks for `audio: {disabled: true}`, so it never even starts.
 //!   The microphone (browser → desktop audio) is always off: deskd runs no PulseAudio sink for it.
@@ -166,7 +166,7 @@ fn command(
 /// The id of deskd's one video pipeline (the viewer's `signal/request` picks the first id).
 pub const VIDEO_ID: &str = "main";
 
-/// Time between key frames, in milliseconds.
+/// Key frames per second (every fourth of a second, rounded up to whole frames).
 ///
 /// neko v3 never answers a browser's key frame request (PLI): its RTCP reader only feeds
 /// metrics (REMB, receiver reports, NACK counts; `internal/webrtc/metrics.go`
@@ -174,15 +174,17 @@ pub const VIDEO_ID: &str = "main";
 /// (`internal/capture/streamsink.go` `addListener` → `EmitVideoKeyframe`) goes out at
 /// `signal/request`, before ICE and DTLS are up, and is lost. A new viewer's first picture,
 /// and recovery from a lost packet, therefore wait for the pipeline's next periodic key
-/// frame. Measured through deskd's viewer (headless Chromium, ICE lite, 1280x720@30, first
-/// decoded frame after page load, p50 of 4, loaded 2-core machine): VP8 1531 / 841 / 879 ms
-/// and H.264 2622 / 1676 / 986 ms at 2 s / 1 s / 0.5 s, for 24-35 vs 79-84 kbit/s on a
-/// static screen. Half a second it is, for every codec.
-pub const KEYFRAME_INTERVAL_MS: u32 = 500;
+/// frame, and the time from DTLS to the first picture is on average half the interval.
+/// Measured through deskd's viewer (headless Chromium, ICE lite, 1280x720@30, first decoded
+/// frame after page load, p50 of 4 loads, two rounds, loaded 2-core machine), key frame every
+/// 60 / 30 / 15 / 8 frames: H.264 2622 / 1676 / 986-1060 / 604-824 ms, VP8 1531 / 841 /
+/// 848-886 / 661-862 ms. Every 8 frames costs about 190 (H.264) and 130 (VP8) kbit/s on a
+/// static terminal screen, against 104 and 97 at 15, and no measurable CPU.
+pub const KEYFRAMES_PER_SECOND: u32 = 4;
 
-/// [`KEYFRAME_INTERVAL_MS`] in frames at `fps` (at least 1).
+/// Frames between key frames at `fps`: [`KEYFRAMES_PER_SECOND`] a second (at least 1).
 pub fn keyframe_interval(fps: u32) -> u32 {
-    (fps.saturating_mul(KEYFRAME_INTERVAL_MS) / 1000).max(1)
+    fps.div_ceil(KEYFRAMES_PER_SECOND).max(1)
 }
 
 /// The encoder, its parameters (gval expressions) and the caps around it, per codec.
@@ -191,7 +193,7 @@ pub fn keyframe_interval(fps: u32) -> u32 {
 /// to VP8 when no pipeline is given (`server/internal/config/capture.go`), so without this
 /// `[neko] codec` and `fps` would silently do nothing. Parameters follow neko's own defaults
 /// (`pkg/types/codec/codecs.go`, the v3 default VP8 pipeline), tuned for an interactive
-/// desktop: real-time deadlines, no B-frames, a key frame every [`KEYFRAME_INTERVAL_MS`].
+/// desktop: real-time deadlines, no B-frames, [`KEYFRAMES_PER_SECOND`] key frames a second.
 /// The encoders' speed settings are the ones that cost least on a static screen (capture and
 /// colour conversion are under 1% of a core; the encoder is the rest), measured with
 /// `gst-launch-1.0 ximagesrc ! … ! fakesink` on a still 1280x720@30 Xvfb: x264enc
@@ -365,8 +367,8 @@ mod tests {
         assert_eq!(main["gst_encoder"], "vp8enc");
         assert_eq!(main["fps"], "30");
         assert_eq!(main["show_pointer"], false);
-        // Half a second between key frames (neko ignores the browser's key frame requests).
-        assert_eq!(main["gst_params"]["keyframe-max-dist"], "15");
+        // Four key frames a second (neko ignores the browser's key frame requests).
+        assert_eq!(main["gst_params"]["keyframe-max-dist"], "8");
 
         neko.codec = "h264".to_string();
         neko.fps = 60;
@@ -376,7 +378,7 @@ mod tests {
         assert_eq!(main["fps"], "60");
         assert_eq!(main["gst_params"]["tune"], "zerolatency");
         assert_eq!(main["gst_params"]["bframes"], "0");
-        assert_eq!(main["gst_params"]["key-int-max"], "30");
+        assert_eq!(main["gst_params"]["key-int-max"], "15");
         assert_eq!(main["gst_params"]["speed-preset"], "ultrafast");
         assert!(main["gst_suffix"]
             .as_str()
@@ -388,7 +390,7 @@ mod tests {
                 keyframe_interval(30),
                 keyframe_interval(60)
             ),
-            (1, 15, 30)
+            (1, 8, 15)
         );
         for (codec, enc) in [("vp9", "vp9enc"), ("av1", "av1enc"), ("h265", "x265enc")] {
             neko.codec = codec.to_string();

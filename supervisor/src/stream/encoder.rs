@@ -70,7 +70,8 @@ impl Encoder {
             ))
             .intra_frame_period(IntraFramePeriod::from_num_frames(0))
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
-            .scene_change_detect(false)
+            // openh264 wants it on for screen content (and warns on stderr otherwise).
+            .scene_change_detect(true)
             .background_detection(false)
             .adaptive_quantization(false)
             .vui(VuiConfig::bt601());
