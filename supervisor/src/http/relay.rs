@@ -29,8 +29,9 @@
 //! | 1009 | `message too big: limit N bytes` | do not resend that message |
 //! | 1001 | `deskd is shutting down` | reconnect with backoff (deskd may come back) |
 //!
-//! Close frames from the browser are passed to neko with their code and reason, and neko's
-//! to the browser. Pings are answered by the WebSocket layer on each side and not relayed;
+//! Close frames from the browser are passed to neko with their code and reason and answered
+//! with a Close frame of the same code (RFC 6455 §5.5.1: the browser then sees a clean close),
+//! and neko's are passed to the browser. Pings are answered by the WebSocket layer on each side and not relayed;
 //! neko's `system/heartbeat` text messages are relayed like any other.
 //!
 //! View-only clients: messages that could control the desktop are dropped, so neko never
@@ -331,10 +332,15 @@ where
 
     let limit = policy.max_frame_bytes;
     let (for_browser, for_neko) = match &end {
+        // RFC 6455 §5.5.1: a Close frame is answered with a Close frame (echoing the code),
+        // so the browser sees a clean close (`wasClean`), not 1006.
         End::Closed {
             by: Side::Browser,
             close,
-        } => (None, Some(Frame::Close(close.clone()))),
+        } => (
+            Some(Frame::Close(close.clone())),
+            Some(Frame::Close(close.clone())),
+        ),
         End::Closed {
             by: Side::Neko,
             close,
@@ -490,7 +496,11 @@ where
     while rx.recv_many(&mut batch, 64).await > 0 {
         for frame in batch.drain(..) {
             if matches!(frame, Frame::Close(_)) {
-                return sink.send(frame).await.map_err(|e| e.to_string());
+                // After the peer's Close the WebSocket layer has queued its answer itself and
+                // refuses another Close frame; flushing sends that answer.
+                let sent = sink.send(frame).await.map_err(|e| e.to_string());
+                let flushed = sink.flush().await.map_err(|e| e.to_string());
+                return sent.or(flushed);
             }
             sink.feed(frame).await.map_err(|e| e.to_string())?;
         }
