@@ -133,3 +133,57 @@ async fn browser_close_frame_is_answered_with_a_close_frame() {
         "echoes the code"
     );
 }
+
+/// A body sent slowly gets a deadline as the head has: `408` (JSON naming the deadline) and
+/// the connection closed, long before the client would have finished.
+#[tokio::test]
+async fn slow_request_body_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let h = Harness::start(Setup {
+        limits: deskd::http::ServeLimits {
+            body_read_timeout: std::time::Duration::from_secs(1),
+            ..deskd::http::ServeLimits::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let head = format!(
+        "POST /api/input HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {CONTROL}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[",
+        h.addr
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    // One byte every 300 ms: the body would take 5 minutes.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            tokio::select! {
+                n = tcp.read(&mut buf) => match n {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                },
+                _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {
+                    if tcp.write_all(b" ").await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        outcome.is_ok(),
+        "the connection was still open after 15 s of a slow body; answer so far: {answer:?}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("request body not received within 1s"),
+        "{answer}"
+    );
+    println!("slow body: 408 after {:?}", started.elapsed());
+}

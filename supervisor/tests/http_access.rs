@@ -355,6 +355,7 @@ async fn slow_and_excess_connections_are_bounded() {
         limits: deskd::http::ServeLimits {
             header_read_timeout: Duration::from_millis(500),
             max_connections: 2,
+            ..deskd::http::ServeLimits::default()
         },
         ..Setup::default()
     })

@@ -130,9 +130,13 @@ async fn screenshot(
 }
 
 /// A request body that could not be read: `413` naming the limit when it is too large,
-/// else `400`, always as `{"error": ...}`.
-fn body_error(status: StatusCode, text: String, limit: usize) -> ApiError {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
+/// `408` when it did not arrive in time ([`super::body_deadline`]), else `400`, always as
+/// `{"error": ...}`.
+fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
+    let (status, text) = (rejection.status(), rejection.body_text());
+    if let Some(timeout) = super::body_deadline::timeout_in(&rejection) {
+        ApiError(StatusCode::REQUEST_TIMEOUT, timeout.to_string())
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError(
             status,
             format!("request body larger than {} KiB", limit >> 10),
@@ -146,7 +150,7 @@ async fn input(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| body_error(e.status(), e.body_text(), MAX_INPUT_BODY))?;
+    let body = body.map_err(|e| body_error(e, MAX_INPUT_BODY))?;
     Ok(json(blocking(&state, move |d| d.input(&body)).await?))
 }
 
@@ -176,7 +180,7 @@ async fn clipboard_set(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| body_error(e.status(), e.body_text(), MAX_CLIPBOARD_BODY))?;
+    let body = body.map_err(|e| body_error(e, MAX_CLIPBOARD_BODY))?;
     let SetClipboard { text } = serde_json::from_slice(&body).map_err(|e| {
         ApiError(
             StatusCode::BAD_REQUEST,

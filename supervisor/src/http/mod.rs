@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod body_deadline;
 pub mod neko_api;
 pub mod relay;
 pub mod viewer;
@@ -72,6 +73,9 @@ pub struct ServeLimits {
     /// HTTP connections open at once (upgraded WebSockets leave the count; the relay has
     /// its own `max_clients`). Further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// A request body must have arrived whole within this of the handler starting to read
+    /// it ([`body_deadline`]): `408`, and the connection is closed.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServeLimits {
@@ -79,6 +83,7 @@ impl Default for ServeLimits {
         ServeLimits {
             header_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -101,7 +106,10 @@ pub async fn serve_with_limits(
     limits: ServeLimits,
 ) -> std::io::Result<()> {
     let relay = state.relay.clone();
-    let app = router(state);
+    let body_timeout = limits.body_read_timeout;
+    let app = router(state).layer(axum::middleware::map_request(move |req| async move {
+        body_deadline::layer(req, body_timeout)
+    }));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
     loop {
