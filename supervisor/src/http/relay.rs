@@ -34,12 +34,12 @@
 //! and neko's are passed to the browser. Pings are answered by the WebSocket layer on each side and not relayed;
 //! neko's `system/heartbeat` text messages are relayed like any other.
 //!
-//! View-only clients: messages that could control the desktop are dropped, so neko never
-//! makes them host (implicit hosting applies only through WS `control/*`; neko ignores
-//! data-channel input from non-hosts): `control/*`, `clipboard/set`, `keyboard/map`,
-//! `keyboard/modifiers`, `screen/set` (admins only in neko; every noauth user is admin),
-//! `signal/offer` (adding browser media tracks), any binary message, and any message that is
-//! not JSON with an `event` field.
+//! View-only clients may send only what watching needs, an allow list ([`VIEW_EVENTS`]:
+//! `signal/request`, `signal/answer`, `signal/candidate`, `signal/restart`, `signal/video`,
+//! `signal/audio`, `client/heartbeat`); everything else is dropped, so neko never makes them
+//! host (implicit hosting applies only through WS `control/*`), never writes their text to
+//! its log (`system/logs`), and an event neko adds later is refused until it is listed. Also
+//! dropped: any binary message and any message that is not JSON with an `event` field.
 //!
 //! The relay core ([`relay`]) is generic over `Sink`/`Stream` of [`Frame`] and knows nothing
 //! of axum, tungstenite or the supervisor; the handler adapts both sides to it.
@@ -516,7 +516,8 @@ where
 /// neko decodes messages with Go's `encoding/json`, which matches object keys to the `event`
 /// field case-insensitively and lets the last match win. So every key that equals `event`
 /// ignoring ASCII case counts (no other character folds to one of its letters): the message
-/// passes only if there is at least one, all are strings, and none is a control event.
+/// passes only if there is at least one, all are strings, and all are on the allow list
+/// ([`VIEW_EVENTS`]).
 /// `{"event":"signal/request","EVENT":"control/request"}` is a `control/request` to neko.
 pub fn view_allows(frame: &Frame) -> bool {
     match frame {
@@ -525,7 +526,7 @@ pub fn view_allows(frame: &Frame) -> bool {
                 !events.is_empty()
                     && events
                         .iter()
-                        .all(|e| e.as_deref().is_some_and(|e| !is_control_event(e)))
+                        .all(|e| e.as_deref().is_some_and(is_view_event))
             }
             Err(_) => false,
         },
@@ -566,13 +567,24 @@ impl<'de> serde::Deserialize<'de> for EventKeys {
     }
 }
 
-/// neko events that control the desktop or its media (dropped for view-only clients).
-pub fn is_control_event(event: &str) -> bool {
-    event.starts_with("control/")
-        || matches!(
-            event,
-            "clipboard/set" | "keyboard/map" | "keyboard/modifiers" | "screen/set" | "signal/offer"
-        )
+/// The neko events a view-only client may send: what watching needs (asking for the stream,
+/// answering its offer, ICE, picking a video or audio track, heartbeats) and nothing else.
+/// Everything not listed is dropped: `control/*`, `clipboard/set`, `keyboard/*`,
+/// `screen/set`, `signal/offer`, `system/logs` (neko writes it to its log), `send/*`, plugin
+/// events, and whatever neko adds later.
+pub const VIEW_EVENTS: [&str; 7] = [
+    "signal/request",
+    "signal/answer",
+    "signal/candidate",
+    "signal/restart",
+    "signal/video",
+    "signal/audio",
+    "client/heartbeat",
+];
+
+/// Whether a view-only client may send neko `event` ([`VIEW_EVENTS`]).
+pub fn is_view_event(event: &str) -> bool {
+    VIEW_EVENTS.contains(&event)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1211,11 +1223,28 @@ mod tests {
     }
 
     #[test]
-    fn control_events() {
-        assert!(is_control_event("control/move"));
-        assert!(is_control_event("clipboard/set"));
-        assert!(!is_control_event("signal/answer"));
-        assert!(!is_control_event("client/heartbeat"));
+    fn view_events_are_an_allow_list() {
+        for event in [
+            "control/move",
+            "clipboard/set",
+            "system/logs",
+            "send/broadcast",
+            "chat/message",
+            "signal/offer",
+            "keyboard/map",
+            "screen/set",
+            "signal/requestx",
+            "",
+        ] {
+            assert!(!is_view_event(event), "{event}");
+            let frame = text(&format!(r#"{{"event":"{event}","payload":{{}}}}"#));
+            assert!(!view_allows(&frame), "{event}");
+        }
+        assert!(is_view_event("signal/answer"));
+        assert!(is_view_event("client/heartbeat"));
+        assert!(!view_allows(&text(
+            r#"{"event":"system/logs","payload":[{"level":"error","message":"deskd: all services stopped"}]}"#
+        )));
         assert!(view_allows(&text(
             r#"{"payload":{"a":"control/x"},"event":"signal/candidate"}"#
         )));

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::core::Event;
-use crate::output::{self, LogWatch, Stream};
+use crate::output::{self, LogBudget, LogWatch, Stream};
 use crate::process::{self, SpawnError};
 use crate::readiness;
 use crate::reaper::{ExitStatus, Reaper};
@@ -28,13 +28,15 @@ impl Instance {
     }
 }
 
-/// Spawns run `gen` of service `svc`. Errors are spawn failures (nothing was started).
+/// Spawns run `gen` of service `svc`, its output logged within the service's `budget` (kept
+/// across its runs). Errors are spawn failures (nothing was started).
 pub fn start(
     reaper: &Reaper,
     spec: Arc<ServiceSpec>,
     svc: usize,
     gen: u64,
     events: mpsc::UnboundedSender<Event>,
+    budget: Arc<LogBudget>,
 ) -> Result<Instance, SpawnError> {
     let spawned = process::spawn(reaper, &spec)?;
     let pid = spawned.pid;
@@ -51,10 +53,17 @@ pub fn start(
             Stream::Stdout,
             out,
             watch.clone(),
+            budget.clone(),
         ));
     }
     if let Some(err) = spawned.stderr {
-        tokio::spawn(output::pump(spec.name.clone(), Stream::Stderr, err, watch));
+        tokio::spawn(output::pump(
+            spec.name.clone(),
+            Stream::Stderr,
+            err,
+            watch,
+            budget,
+        ));
     }
     let stop = CancellationToken::new();
     tokio::spawn(run(
