@@ -16,7 +16,7 @@ use nix::unistd::{Pid, User};
 use tokio::sync::oneshot;
 
 use crate::reaper::{ExitStatus, Reaper, Spawned};
-use crate::service::ServiceSpec;
+use crate::service::{ServiceSpec, DESKD_SECRET_ENV};
 
 /// How often a group is checked for leftover members while it is being cleaned up.
 const GROUP_POLL: Duration = Duration::from_millis(10);
@@ -110,7 +110,8 @@ fn resolve_user(spec: &ServiceSpec, name: &str) -> Result<(User, Credentials), S
     Ok((user, creds))
 }
 
-/// The `Command` for `spec`: own process group, scrubbed and extended environment, cwd,
+/// The `Command` for `spec`: own process group, scrubbed and extended environment (deskd's
+/// tokens removed unless `spec.inherit_secrets` lists them), cwd,
 /// user, stdin from /dev/null, stdout and stderr piped.
 pub fn command(spec: &ServiceSpec) -> Result<Command, SpawnError> {
     let Some(program) = spec.command.first() else {
@@ -125,16 +126,17 @@ pub fn command(spec: &ServiceSpec) -> Result<Command, SpawnError> {
         .stderr(Stdio::piped())
         .process_group(0);
 
-    if !spec.scrub_env_prefixes.is_empty() {
-        for (key, _) in std::env::vars_os() {
-            let key_str = key.to_string_lossy();
-            if spec
-                .scrub_env_prefixes
-                .iter()
-                .any(|p| key_str.starts_with(p.as_str()))
-            {
-                cmd.env_remove(&key);
-            }
+    for (key, _) in std::env::vars_os() {
+        let key_str = key.to_string_lossy();
+        let scrubbed = spec
+            .scrub_env_prefixes
+            .iter()
+            .any(|p| key_str.starts_with(p.as_str()));
+        // deskd's own secrets stay with deskd unless this service asks for them.
+        let secret = DESKD_SECRET_ENV.contains(&key_str.as_ref())
+            && !spec.inherit_secrets.iter().any(|k| *k == key_str);
+        if scrubbed || secret {
+            cmd.env_remove(&key);
         }
     }
 

@@ -53,6 +53,79 @@ fn run_deskd(dir: &TempDir, config: &str, nofile: Option<(u64, u64)>) -> Deskd {
     Deskd { child, log }
 }
 
+/// Issue 12 item 3: with `DESKD_TOKEN` and `DESKD_VIEW_TOKEN` in deskd's environment, a
+/// service (also one running as `nobody`) sees neither, unless its config lists it in
+/// `inherit_secrets`; the value never reaches the log either way except where the test's
+/// own service prints it on purpose.
+#[test]
+fn tokens_do_not_reach_services_unless_asked_for() {
+    let dir = TempDir::new("tokens");
+    let show = |tag: &str| {
+        format!(
+            r#"["sh", "-c", "echo {tag}:${{DESKD_TOKEN:-none}}:${{DESKD_VIEW_TOKEN:-none}}; exec sleep 600"]"#
+        )
+    };
+    let config = format!(
+        r#"[http]
+listen = "127.0.0.1:0"
+
+[[service]]
+name = "plain"
+command = {plain}
+
+[[service]]
+name = "nobody"
+user = "nobody"
+command = {nobody}
+
+[[service]]
+name = "agent"
+command = {agent}
+inherit_secrets = ["DESKD_TOKEN"]
+"#,
+        plain = show("plain"),
+        nobody = show("nobody"),
+        agent = show("agent"),
+    );
+    let mut deskd = run_deskd(&dir, &config, None);
+    let all = ["plain:", "nobody:", "agent:"];
+    let seen = wait_until(PATIENCE, || {
+        let log = deskd.log_text();
+        all.iter().all(|t| log.contains(t))
+    });
+    let log = deskd.log_text();
+    deskd.signal(nix::libc::SIGTERM);
+    let _ = deskd.wait_exit(PATIENCE);
+    assert!(seen, "the services did not print their environment:\n{log}");
+    assert!(log.contains("plain:none:none"), "{log}");
+    assert!(log.contains("nobody:none:none"), "{log}");
+    assert!(
+        log.contains(&format!("agent:{TOKEN}:none")),
+        "inherit_secrets = [\"DESKD_TOKEN\"] passes that token only:\n{log}"
+    );
+
+    // Only deskd's secrets can be listed.
+    let cfg = dir.write(
+        "bad.toml",
+        "[[service]]\nname = \"x\"\ncommand = [\"true\"]\ninherit_secrets = [\"HOME\"]\n",
+    );
+    let out = Command::new(deskd_bin())
+        .arg("check")
+        .arg("-c")
+        .arg(&cfg)
+        .arg("--conf-d")
+        .arg(dir.join("conf.d"))
+        .output()
+        .expect("deskd check");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("inherit_secrets") && text.contains("HOME"),
+        "{text}"
+    );
+}
+
 /// Issue 12 item 6: a service writing 50 MB of output in a burst does not write 50 MB of log:
 /// its lines are dropped over the rate limit, and the count of what was dropped is logged
 /// when it writes within the limit again.
