@@ -1,6 +1,6 @@
 //! `deskd run`: wires config, the supervisor and the HTTP server together.
 //!
-//! Order: load and validate the config (errors: print, exit 2, nothing started), make the
+//! Order: raise the open-files limit ([`crate::fdlimit`]), load and validate the config (errors: print, exit 2, nothing started), make the
 //! per-start neko token, start the reaper, then on a tokio runtime: signals to the shutdown
 //! token, the HTTP server, and the supervisor until it finishes. SIGTERM, SIGINT and SIGHUP
 //! all mean "stop everything and exit 0" (SIGHUP too: deskd has no config reload, and a hung-up
@@ -30,6 +30,14 @@ const STOP_SIGNALS: [i32; 3] = [nix::libc::SIGTERM, nix::libc::SIGINT, nix::libc
 
 /// Runs until stopped; returns deskd's exit code.
 pub fn run(opts: RunOptions) -> u8 {
+    // Room for HTTP clients and services alike; services get the original limit back.
+    match crate::fdlimit::raise() {
+        Ok((from, to)) if from != to => {
+            tracing::debug!(from, to, "raised the open-files limit")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("{e}"),
+    }
     let mut settings = match config::load(&opts.configs, &opts.conf_d, &opts.main) {
         Ok(settings) => settings,
         Err(errors) => {

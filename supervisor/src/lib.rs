@@ -21,6 +21,7 @@ pub mod config;
 pub mod ctl;
 pub mod desktop;
 pub mod display;
+pub mod fdlimit;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -111,7 +111,8 @@ fn resolve_user(spec: &ServiceSpec, name: &str) -> Result<(User, Credentials), S
 }
 
 /// The `Command` for `spec`: own process group, scrubbed and extended environment (deskd's
-/// tokens removed unless `spec.inherit_secrets` lists them), cwd,
+/// tokens removed unless `spec.inherit_secrets` lists them), the open-files limit deskd
+/// started with, cwd,
 /// user, stdin from /dev/null, stdout and stderr piped.
 pub fn command(spec: &ServiceSpec) -> Result<Command, SpawnError> {
     let Some(program) = spec.command.first() else {
@@ -169,10 +170,22 @@ pub fn command(spec: &ServiceSpec) -> Result<Command, SpawnError> {
     };
     cmd.envs(&spec.env);
 
+    // The open-files limit the service would have had without deskd raising its own.
+    let nofile = crate::fdlimit::for_services();
+
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // syscalls on data prepared above (no allocation, no locks).
     unsafe {
         cmd.pre_exec(move || {
+            if let Some((soft, hard)) = nofile {
+                let limit = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             // std keeps the parent's signal mask; a service must start with none blocked.
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);

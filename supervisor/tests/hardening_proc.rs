@@ -156,3 +156,107 @@ command = ["sh", "-c", "head -c 50000000 /dev/zero | tr '\\0' a | fold -w 1000; 
         "the drops are announced and counted"
     );
 }
+
+/// A plain `GET` on a fresh connection with a deadline; `None` when there was no answer.
+fn http_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    let _ = tcp.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+fn service_pid(port: u16, name: &str) -> Option<u64> {
+    let (status, body) = http_get(port, "/api/services", Some(TOKEN))?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["services"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name && s["state"] == "ready")?["pid"]
+        .as_u64()
+}
+
+/// Issue 12 item 1: deskd started with a low open-files limit (soft 64, hard 400) raises its
+/// own soft limit, gives its services the 64 they would have had, and keeps descriptors that
+/// HTTP clients cannot take: with more idle connections open than its connection cap, a
+/// service killed with SIGKILL is restarted and `/readyz` answers.
+#[test]
+fn idle_connections_cannot_stop_supervision() {
+    let dir = TempDir::new("fds");
+    let port = free_port();
+    let config = format!(
+        r#"[http]
+listen = "127.0.0.1:{port}"
+
+[[service]]
+name = "victim"
+critical = true
+command = ["sh", "-c", "echo nofile=$(ulimit -Sn):$(ulimit -Hn); exec sleep 600"]
+"#
+    );
+    let mut deskd = run_deskd(&dir, &config, Some((64, 400)));
+    assert!(
+        wait_until(PATIENCE, || http_get(port, "/readyz", None)
+            .is_some_and(|(s, _)| s == 200)),
+        "deskd did not become ready:\n{}",
+        deskd.log_text()
+    );
+    let limits = fs::read_to_string(format!("/proc/{}/limits", deskd.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_string();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&fields[3..5], ["400", "400"], "deskd's own limit: {line}");
+    assert!(
+        deskd.wait_log("nofile=64:400", PATIENCE),
+        "the service got deskd's raised limit:\n{}",
+        deskd.log_text()
+    );
+    let first = service_pid(port, "victim").expect("victim runs");
+
+    // More idle connections than deskd could ever hold (its soft limit is 400).
+    let idle: Vec<std::net::TcpStream> = (0..450)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    assert!(idle.len() >= 400, "only {} connections opened", idle.len());
+    std::thread::sleep(Duration::from_millis(500));
+
+    // SAFETY: plain syscall on a pid deskd reported.
+    unsafe {
+        nix::libc::kill(first as i32, nix::libc::SIGKILL);
+    }
+    let mut second = None;
+    let restarted = wait_until(PATIENCE, || {
+        second = service_pid(port, "victim").filter(|p| *p != first);
+        second.is_some()
+    });
+    let readyz = http_get(port, "/readyz", None);
+    let log = deskd.log_text();
+    drop(idle);
+    deskd.signal(nix::libc::SIGTERM);
+    let _ = deskd.wait_exit(PATIENCE);
+    assert!(restarted, "the killed service was not restarted:\n{log}");
+    assert_eq!(
+        readyz.map(|(s, _)| s),
+        Some(200),
+        "/readyz while the idle connections stay"
+    );
+    assert!(!log.contains("cannot start"), "{log}");
+    let accept_warnings = log.matches("HTTP accept failed").count();
+    assert!(accept_warnings <= 3, "{accept_warnings} accept warnings");
+}
