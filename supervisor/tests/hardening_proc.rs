@@ -260,3 +260,70 @@ command = ["sh", "-c", "echo nofile=$(ulimit -Sn):$(ulimit -Hn); exec sleep 600"
     let accept_warnings = log.matches("HTTP accept failed").count();
     assert!(accept_warnings <= 3, "{accept_warnings} accept warnings");
 }
+
+fn display_config(port: u16, number: u32, size: &str, extra: &str) -> String {
+    format!(
+        "[display]\nnumber = {number}\nsize = \"{size}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n{extra}"
+    )
+}
+
+/// Issue 12 item 5: a display that stops answering (Xvfb stopped with SIGSTOP) is seen by
+/// readiness within the probe period, `/api/display` answers `504` instead of hanging, and
+/// both recover when Xvfb continues.
+#[test]
+fn a_stopped_display_is_not_ready() {
+    let Some(number) = first_free_display(260 + std::process::id() % 10, 10) else {
+        panic!("no free display in :260-:279");
+    };
+    let dir = TempDir::new("sigstop");
+    let port = free_port();
+    let mut deskd = run_deskd(&dir, &display_config(port, number, "640x480", ""), None);
+    assert!(
+        wait_until(PATIENCE, || http_get(port, "/readyz", None)
+            .is_some_and(|(s, _)| s == 200)),
+        "not ready:\n{}",
+        deskd.log_text()
+    );
+    let xvfb = service_pid(port, "display").expect("display pid") as i32;
+    let (s, body) = http_get(port, "/api/display", Some(TOKEN)).expect("display info");
+    assert_eq!(s, 200, "{body}");
+
+    // SAFETY: plain syscalls on the pid deskd reported.
+    unsafe { nix::libc::kill(xvfb, nix::libc::SIGSTOP) };
+    let stopped = std::time::Instant::now();
+    let mut seen = None;
+    let noticed = wait_until(Duration::from_secs(20), || {
+        seen = http_get(port, "/readyz", None);
+        seen.as_ref()
+            .is_some_and(|(s, b)| *s == 503 && b.contains("unresponsive"))
+    });
+    let noticed_after = stopped.elapsed();
+    let api_started = std::time::Instant::now();
+    let api = http_get(port, "/api/display", Some(TOKEN));
+    let api_took = api_started.elapsed();
+    unsafe { nix::libc::kill(xvfb, nix::libc::SIGCONT) };
+    let recovered = wait_until(PATIENCE, || {
+        http_get(port, "/readyz", None).is_some_and(|(s, _)| s == 200)
+    });
+    let log = deskd.log_text();
+    deskd.signal(nix::libc::SIGTERM);
+    let _ = deskd.wait_exit(PATIENCE);
+    println!("SIGSTOP noticed by /readyz after {noticed_after:?}; /api/display took {api_took:?}");
+    assert!(
+        noticed,
+        "/readyz did not notice the stopped display: {seen:?}\n{log}"
+    );
+    let (status, body) = api.expect("an answer from /api/display");
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("did not answer"), "{body}");
+    assert!(recovered, "not ready again after SIGCONT:\n{log}");
+    assert!(
+        service_pid_any(&log),
+        "Xvfb was not restarted for being stopped"
+    );
+}
+
+/// Xvfb kept its process: the log never shows the display restarting.
+fn service_pid_any(log: &str) -> bool {
+    !log.contains("\"service\":\"display\",\"generation\":2")
+}

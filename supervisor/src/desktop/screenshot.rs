@@ -12,9 +12,9 @@ use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::shm::ConnectionExt as _;
 use x11rb::protocol::xfixes::ConnectionExt as _;
 use x11rb::protocol::xproto::{self, ConnectionExt as _, Window};
-use x11rb::rust_connection::RustConnection;
 
 use super::image::{self, PixelFormat, Rgb};
+use super::xconn::XConn;
 use super::DesktopError;
 
 /// Default JPEG quality.
@@ -188,7 +188,7 @@ struct ShmSegment {
 unsafe impl Send for ShmSegment {}
 
 impl ShmSegment {
-    fn create(conn: &RustConnection, len: usize) -> Result<ShmSegment, String> {
+    fn create(conn: &XConn, len: usize) -> Result<ShmSegment, String> {
         let fd: OwnedFd = memfd_create(c"deskd-screenshot", MFdFlags::MFD_CLOEXEC)
             .map_err(|e| format!("memfd_create: {e}"))?;
         nix::unistd::ftruncate(&fd, len as i64).map_err(|e| format!("ftruncate: {e}"))?;
@@ -229,7 +229,7 @@ impl Drop for ShmSegment {
 
 /// The screenshot connection: its own X connection, pixel format and SHM segment.
 pub(crate) struct Capturer {
-    conn: RustConnection,
+    conn: XConn,
     root: Window,
     format: PixelFormat,
     /// SHM is usable (the extension is there with fd passing and attaching worked).

@@ -69,7 +69,7 @@ impl From<DesktopError> for ApiError {
             DesktopError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             DesktopError::NotFound(_) => StatusCode::NOT_FOUND,
             DesktopError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            DesktopError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            DesktopError::Timeout(_) | DesktopError::NoAnswer(_) => StatusCode::GATEWAY_TIMEOUT,
             DesktopError::Encode(_) | DesktopError::X11(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
