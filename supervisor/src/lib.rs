@@ -35,3 +35,4 @@ pub mod service;
 pub mod signals;
 pub mod single;
 pub mod supervisor;
+pub mod workers;

@@ -3,6 +3,8 @@
 //! passes: its exit decides, in the supervisor). Probes poll fast (a
 //! few ms) so they add little to start-up. Knows nothing of restarts: the caller decides
 //! what a failed probe means. Display probes also run after start ([`keeps_probing`]).
+//! Probes never use tokio's blocking pool (request work must not delay them): the window
+//! manager probe runs on a thread of its own.
 
 use std::time::Duration;
 
@@ -137,10 +139,18 @@ async fn probe_once(ready: &Readiness) -> Result<(), String> {
     match ready {
         Readiness::X11 { display } => x11_handshake(display).await,
         Readiness::WindowManager { display } => {
+            // A thread of its own: never queued behind request work on a shared pool, and
+            // every X wait in it has a deadline, so it ends on its own.
             let display = display.clone();
-            tokio::task::spawn_blocking(move || window_manager_running(&display))
-                .await
-                .map_err(|e| format!("window manager probe: {e}"))?
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("deskd-probe".into())
+                .spawn(move || {
+                    let _ = tx.send(window_manager_running(&display));
+                })
+                .map_err(|e| format!("window manager probe: cannot start its thread: {e}"))?;
+            rx.await
+                .map_err(|_| "window manager probe: its thread failed".to_string())?
         }
         Readiness::Tcp { addr } => TcpStream::connect(addr.as_str())
             .await

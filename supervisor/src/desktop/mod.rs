@@ -2,7 +2,8 @@
 //! clipboard (selections) and top-level windows. No HTTP here.
 //!
 //! Every method blocks (x11rb's pure-Rust connection, every wait bounded by [`xconn`]'s
-//! deadline); callers on tokio use `spawn_blocking`.
+//! deadline); callers on tokio run them on the desktop's own worker lanes ([`Desktop::lane`],
+//! [`crate::workers`]), never on tokio's blocking pool.
 //! Connections are opened lazily on first use and dropped when the X server goes away, so a
 //! [`Desktop`] can be built before Xvfb runs and keeps working after the supervisor restarts
 //! it: the failing call returns [`DesktopError::Unavailable`] and the next one reconnects.
@@ -32,6 +33,7 @@ use x11rb::errors::{ConnectError, ConnectionError, ReplyError, ReplyOrIdError};
 use x11rb::protocol::xproto::{ConnectionExt as _, Screen, Window};
 
 use crate::config::ApiSettings;
+use crate::workers::Lane;
 use xconn::XConn;
 
 pub use screenshot::{ImageFormat, Screenshot, ScreenshotRequest};
@@ -293,6 +295,43 @@ pub struct Desktop {
     actions_total: AtomicU64,
     /// 0 = never.
     last_input_unix_ms: AtomicU64,
+    /// Worker threads for each kind of request ([`Work`]).
+    lanes: Lanes,
+}
+
+/// The kinds of agent API work, each with threads and a queue of its own ([`Desktop::lane`]),
+/// so screenshots never wait behind input and a flood of one never starves the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Screenshots: one thread fewer than the CPUs have (at least one, at most four: capture
+    /// on one connection, encoding in parallel), at a lower priority ([`SCREENSHOT_NICE`]),
+    /// [`SCREENSHOT_QUEUE`] waiting.
+    Screenshot,
+    /// Input and window focus, in request order: one thread, [`INPUT_QUEUE`] waiting.
+    Input,
+    /// Display info, window list, clipboard: [`QUERY_THREADS`] threads, [`QUERY_QUEUE`] waiting.
+    Query,
+}
+
+/// How much lower screenshot threads run: encoding must not take the CPU from supervision.
+pub const SCREENSHOT_NICE: i32 = 10;
+pub const SCREENSHOT_QUEUE: usize = 8;
+pub const INPUT_QUEUE: usize = 32;
+pub const QUERY_THREADS: usize = 2;
+pub const QUERY_QUEUE: usize = 16;
+
+/// One less than the CPUs, so a screenshot flood leaves one for everything else; 1..=4.
+fn screenshot_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+
+struct Lanes {
+    screenshot: Lane,
+    input: Lane,
+    query: Lane,
 }
 
 impl Desktop {
@@ -310,6 +349,25 @@ impl Desktop {
             requests_total: AtomicU64::new(0),
             actions_total: AtomicU64::new(0),
             last_input_unix_ms: AtomicU64::new(0),
+            lanes: Lanes {
+                screenshot: Lane::with_nice(
+                    "screenshot",
+                    screenshot_threads(),
+                    SCREENSHOT_QUEUE,
+                    SCREENSHOT_NICE,
+                ),
+                input: Lane::new("input", 1, INPUT_QUEUE),
+                query: Lane::new("query", QUERY_THREADS, QUERY_QUEUE),
+            },
+        }
+    }
+
+    /// The worker lane for `work`: run the blocking calls of a request there.
+    pub fn lane(&self, work: Work) -> &Lane {
+        match work {
+            Work::Screenshot => &self.lanes.screenshot,
+            Work::Input => &self.lanes.input,
+            Work::Query => &self.lanes.query,
         }
     }
 
@@ -376,10 +434,13 @@ impl Desktop {
 
     /// A screenshot as PNG or JPEG bytes.
     pub fn screenshot(&self, req: &ScreenshotRequest) -> Result<Screenshot, DesktopError> {
-        self.capture(req).map_err(|e| e.during("screenshot"))
+        let rgb = self.capture(req).map_err(|e| e.during("screenshot"))?;
+        // Encoding needs no connection: screenshot threads encode in parallel.
+        screenshot::encode(rgb, req)
     }
 
-    fn capture(&self, req: &ScreenshotRequest) -> Result<Screenshot, DesktopError> {
+    /// The pixels a screenshot asks for, on the capture connection.
+    fn capture(&self, req: &ScreenshotRequest) -> Result<image::Rgb, DesktopError> {
         let mut guard = lock(&self.capture);
         // Two attempts: a stale connection (X server restarted) is replaced once; a server
         // that does not answer is not waited for twice.
@@ -390,7 +451,7 @@ impl Desktop {
             let Some(capturer) = guard.as_mut() else {
                 continue;
             };
-            match capturer.screenshot(req) {
+            match capturer.capture_request(req) {
                 Err(e) if e.is_connection() => {
                     *guard = None;
                     if attempt == 1 || matches!(e, DesktopError::NoAnswer(_)) {

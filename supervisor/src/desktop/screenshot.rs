@@ -176,6 +176,24 @@ pub struct Screenshot {
     pub bytes: Vec<u8>,
 }
 
+/// Scales and encodes captured pixels as `req` asks. Needs no X connection.
+pub(crate) fn encode(mut rgb: Rgb, req: &ScreenshotRequest) -> Result<Screenshot, DesktopError> {
+    let (w, h) = req.output_size(rgb.width, rgb.height);
+    if (w, h) != (rgb.width, rgb.height) {
+        rgb = image::downscale(&rgb, w, h);
+    }
+    let bytes = match req.format {
+        ImageFormat::Png => image::encode_png(&rgb)?,
+        ImageFormat::Jpeg => image::encode_jpeg(&rgb, req.quality)?,
+    };
+    Ok(Screenshot {
+        format: req.format,
+        width: rgb.width,
+        height: rgb.height,
+        bytes,
+    })
+}
+
 /// A MIT-SHM segment: a memfd mapped here and attached by the X server.
 struct ShmSegment {
     seg: u32,
@@ -291,10 +309,8 @@ impl Capturer {
         self.shm_ok
     }
 
-    pub(crate) fn screenshot(
-        &mut self,
-        req: &ScreenshotRequest,
-    ) -> Result<Screenshot, DesktopError> {
+    /// The pixels `req` asks for (region, cursor), not scaled or encoded yet ([`encode`]).
+    pub(crate) fn capture_request(&mut self, req: &ScreenshotRequest) -> Result<Rgb, DesktopError> {
         let geometry = self.conn.get_geometry(self.root)?.reply()?;
         let region = match req.region {
             None => Region {
@@ -329,20 +345,7 @@ impl Capturer {
                 );
             }
         }
-        let (w, h) = req.output_size(rgb.width, rgb.height);
-        if (w, h) != (rgb.width, rgb.height) {
-            rgb = image::downscale(&rgb, w, h);
-        }
-        let bytes = match req.format {
-            ImageFormat::Png => image::encode_png(&rgb)?,
-            ImageFormat::Jpeg => image::encode_jpeg(&rgb, req.quality)?,
-        };
-        Ok(Screenshot {
-            format: req.format,
-            width: rgb.width,
-            height: rgb.height,
-            bytes,
-        })
+        Ok(rgb)
     }
 
     /// The pixels of `region` as RGB, through SHM if possible. `full` is the size of a

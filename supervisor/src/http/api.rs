@@ -1,7 +1,9 @@
 //! The agent API under `/api/`: display info, screenshots, input, clipboard, windows, and
 //! the "agent is acting" indicator. Thin: parses the request, runs the blocking
-//! [`Desktop`] call on tokio's blocking pool, maps [`DesktopError`] to a status with
-//! `{"error": "..."}`.
+//! [`Desktop`] call on the desktop's worker lane for that kind of work ([`Work`]: screenshots,
+//! input, queries each have their own bounded threads and queue; never tokio's blocking pool),
+//! maps [`DesktopError`] to a status with `{"error": "..."}`. A full lane answers `503` with
+//! `Retry-After`.
 //!
 //! Access: the router's auth layer already requires a token on every route here and refuses
 //! the view token on every method but GET/HEAD, so `POST /api/input`, `POST /api/clipboard`
@@ -21,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::RequireControl;
 use super::AppState;
-use crate::desktop::{Desktop, DesktopError, ScreenshotRequest};
+use crate::desktop::{Desktop, DesktopError, ScreenshotRequest, Work};
+use crate::workers::LaneError;
 
 /// Largest `POST /api/input` body (axum's default): 1000 actions or a 100000-character
 /// `type` fit easily.
@@ -57,6 +60,11 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -84,9 +92,10 @@ fn json<T: Serialize>(value: T) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Json(value)).into_response()
 }
 
-/// Runs a blocking desktop call on the blocking pool.
+/// Runs a blocking desktop call on the desktop's lane for `work`.
 async fn blocking<T: Send + 'static>(
     state: &AppState,
+    work: Work,
     f: impl FnOnce(&Desktop) -> Result<T, DesktopError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let Some(desktop) = state.desktop.clone() else {
@@ -96,9 +105,13 @@ async fn blocking<T: Send + 'static>(
         ));
     };
     let desktop: Arc<Desktop> = desktop;
-    match tokio::task::spawn_blocking(move || f(&desktop)).await {
+    let lane_desktop = desktop.clone();
+    match desktop.lane(work).run(move || f(&lane_desktop)).await {
         Ok(result) => result.map_err(ApiError::from),
-        Err(e) => {
+        Err(LaneError::Busy(busy)) => {
+            Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()))
+        }
+        Err(LaneError::Failed(e)) => {
             tracing::error!(error = %e, "agent API task failed");
             Err(ApiError(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,7 +122,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn display(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(json(blocking(&state, |d| d.display_info()).await?))
+    Ok(json(
+        blocking(&state, Work::Query, |d| d.display_info()).await?,
+    ))
 }
 
 async fn screenshot(
@@ -118,7 +133,7 @@ async fn screenshot(
 ) -> Result<Response, ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let req = ScreenshotRequest::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let shot = blocking(&state, move |d| d.screenshot(&req)).await?;
+    let shot = blocking(&state, Work::Screenshot, move |d| d.screenshot(&req)).await?;
     Ok((
         [
             (header::CONTENT_TYPE, shot.format.content_type()),
@@ -151,7 +166,9 @@ async fn input(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| body_error(e, MAX_INPUT_BODY))?;
-    Ok(json(blocking(&state, move |d| d.input(&body)).await?))
+    Ok(json(
+        blocking(&state, Work::Input, move |d| d.input(&body)).await?,
+    ))
 }
 
 #[derive(Serialize)]
@@ -164,7 +181,7 @@ async fn clipboard_get(
     _control: RequireControl,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
-    let text = blocking(&state, |d| d.clipboard_get()).await?;
+    let text = blocking(&state, Work::Query, |d| d.clipboard_get()).await?;
     Ok(json(ClipboardText { text }))
 }
 
@@ -187,12 +204,12 @@ async fn clipboard_set(
             format!("body must be {{\"text\": \"...\"}}: {e}"),
         )
     })?;
-    blocking(&state, move |d| d.clipboard_set(text)).await?;
+    blocking(&state, Work::Query, move |d| d.clipboard_set(text)).await?;
     Ok(json(serde_json::json!({ "ok": true })))
 }
 
 async fn windows(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let windows = blocking(&state, |d| d.windows()).await?;
+    let windows = blocking(&state, Work::Query, |d| d.windows()).await?;
     Ok(json(serde_json::json!({ "windows": windows })))
 }
 
@@ -214,7 +231,7 @@ async fn focus(
             format!("window id `{id}` is not a number (decimal or 0x hex)"),
         ));
     };
-    blocking(&state, move |d| d.focus_window(id)).await?;
+    blocking(&state, Work::Input, move |d| d.focus_window(id)).await?;
     Ok(json(serde_json::json!({ "ok": true, "id": id })))
 }
 
