@@ -1,8 +1,9 @@
 //! `deskd run`: wires config, the supervisor and the HTTP server together.
 //!
-//! Order: load and validate the config (errors: print, exit 2, nothing started), make the
-//! per-start neko token, start the reaper, then on a tokio runtime: signals to the shutdown
-//! token, the HTTP server, and the supervisor until it finishes. SIGTERM, SIGINT and SIGHUP
+//! Order: raise the open-files limit ([`crate::fdlimit`]), load and validate the config (errors: print, exit 2, nothing started), make the
+//! per-start neko token, start the reaper, then signals to the shutdown token and the
+//! supervisor on one tokio runtime and the HTTP server on another (request work never
+//! shares threads with supervision), until the supervisor finishes. SIGTERM, SIGINT and SIGHUP
 //! all mean "stop everything and exit 0" (SIGHUP too: deskd has no config reload, and a hung-up
 //! terminal should end a foreground deskd cleanly rather than kill it).
 
@@ -30,6 +31,14 @@ const STOP_SIGNALS: [i32; 3] = [nix::libc::SIGTERM, nix::libc::SIGINT, nix::libc
 
 /// Runs until stopped; returns deskd's exit code.
 pub fn run(opts: RunOptions) -> u8 {
+    // Room for HTTP clients and services alike; services get the original limit back.
+    match crate::fdlimit::raise() {
+        Ok((from, to)) if from != to => {
+            tracing::debug!(from, to, "raised the open-files limit")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("{e}"),
+    }
     let mut settings = match config::load(&opts.configs, &opts.conf_d, &opts.main) {
         Ok(settings) => settings,
         Err(errors) => {
@@ -60,7 +69,11 @@ pub fn run(opts: RunOptions) -> u8 {
             return 1;
         }
     };
+    // Supervision and HTTP on runtimes (threads) of their own: a flood of requests cannot
+    // delay a restart, a readiness probe or the reaping of an exit.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(SUPERVISION_THREADS)
+        .thread_name("deskd-supervise")
         .enable_all()
         .build()
     {
@@ -70,10 +83,39 @@ pub fn run(opts: RunOptions) -> u8 {
             return 1;
         }
     };
-    runtime.block_on(run_async(settings, neko_api_token, reaper))
+    let http_runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_name("deskd-http")
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("deskd: cannot start the HTTP runtime: {err}");
+            return 1;
+        }
+    };
+    let code = runtime.block_on(run_async(
+        settings,
+        neko_api_token,
+        reaper,
+        http_runtime.handle().clone(),
+    ));
+    // In-flight requests had their chance while the services stopped.
+    http_runtime.shutdown_timeout(HTTP_DRAIN);
+    code
 }
 
-async fn run_async(settings: Settings, neko_api_token: String, reaper: Reaper) -> u8 {
+/// Threads of the supervision runtime.
+const SUPERVISION_THREADS: usize = 2;
+/// How long HTTP requests still running at exit may take to finish.
+const HTTP_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn run_async(
+    settings: Settings,
+    neko_api_token: String,
+    reaper: Reaper,
+    http: tokio::runtime::Handle,
+) -> u8 {
     let shutdown = CancellationToken::new();
     let (status_tx, status_rx) = watch::channel(Snapshot::default());
 
@@ -99,9 +141,20 @@ async fn run_async(settings: Settings, neko_api_token: String, reaper: Reaper) -
         }
     });
 
-    if let Err(err) = start_http(&settings, status_rx, &neko_api_token, shutdown.clone()).await {
-        eprintln!("deskd: {err}");
-        return 1;
+    let http_start = {
+        let (settings, token, stop) = (settings.clone(), neko_api_token.clone(), shutdown.clone());
+        http.spawn(async move { start_http(&settings, status_rx, &token, stop).await })
+    };
+    match http_start.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            eprintln!("deskd: {err}");
+            return 1;
+        }
+        Err(err) => {
+            eprintln!("deskd: the HTTP server did not start: {err}");
+            return 1;
+        }
     }
 
     let specs = settings.all_services(&neko_api_token);

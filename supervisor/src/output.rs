@@ -2,9 +2,16 @@
 //! the service name and stream as fields (`service = "xvfb"`, `stream = "stderr"`). Lines are
 //! never split or merged; a line longer than [`MAX_LINE`] is cut with a
 //! `[truncated N bytes]` marker; invalid UTF-8 is replaced lossily. Also feeds
-//! `Readiness::Log` probes.
+//! `Readiness::Log` probes (every line, logged or not).
+//!
+//! No service can flood the log: a service's stdout and stderr share one [`LogBudget`]
+//! (token buckets of [`RATE_LINES`] lines and [`RATE_BYTES`] bytes per second, with bursts of
+//! ten seconds' worth). Lines over it are dropped; the first drop is announced, and when
+//! lines pass again (or the output ends) one line says how many lines and bytes were dropped.
 
 use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use regex::Regex;
 use tokio::io::AsyncReadExt;
@@ -13,6 +20,94 @@ use tokio::sync::watch;
 
 /// Longest line logged as is; the rest of the line is counted and dropped.
 pub const MAX_LINE: usize = 1 << 20;
+
+/// Lines per second a service may log (sustained; bursts of ten times as many pass).
+pub const RATE_LINES: u64 = 500;
+/// Bytes per second a service may log (sustained; bursts of ten times as many pass).
+pub const RATE_BYTES: u64 = 256 << 10;
+const BURST: u64 = 10;
+
+/// What a budget decided for one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Log it; `dropped` lines and bytes were dropped before it (`(0, 0)`: none).
+    Pass { dropped: (u64, u64) },
+    /// Drop it; `first` for the first line of a run of drops.
+    Drop { first: bool },
+}
+
+/// Token buckets for one service's output, shared by its stdout and stderr.
+#[derive(Debug)]
+pub struct LogBudget {
+    inner: Mutex<Buckets>,
+}
+
+#[derive(Debug)]
+struct Buckets {
+    lines: f64,
+    bytes: f64,
+    last: Instant,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+}
+
+impl LogBudget {
+    /// A full budget of [`RATE_LINES`] and [`RATE_BYTES`].
+    pub fn new() -> Arc<LogBudget> {
+        Arc::new(LogBudget {
+            inner: Mutex::new(Buckets {
+                lines: (RATE_LINES * BURST) as f64,
+                bytes: (RATE_BYTES * BURST) as f64,
+                last: Instant::now(),
+                dropped_lines: 0,
+                dropped_bytes: 0,
+            }),
+        })
+    }
+
+    /// Whether a line of `len` bytes may be logged at `now`.
+    pub fn admit(&self, len: usize, now: Instant) -> Admit {
+        let mut b = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
+        b.last = now.max(b.last);
+        b.lines = (b.lines + elapsed * RATE_LINES as f64).min((RATE_LINES * BURST) as f64);
+        b.bytes = (b.bytes + elapsed * RATE_BYTES as f64).min((RATE_BYTES * BURST) as f64);
+        // A line longer than the whole burst passes once the bucket is full.
+        let cost = (len as f64).min((RATE_BYTES * BURST) as f64);
+        if b.lines >= 1.0 && b.bytes >= cost {
+            b.lines -= 1.0;
+            b.bytes -= cost;
+            let dropped = (b.dropped_lines, b.dropped_bytes);
+            (b.dropped_lines, b.dropped_bytes) = (0, 0);
+            Admit::Pass { dropped }
+        } else {
+            b.dropped_lines += 1;
+            b.dropped_bytes += len as u64;
+            Admit::Drop {
+                first: b.dropped_lines == 1,
+            }
+        }
+    }
+
+    /// Lines and bytes dropped since the last line that passed; resets the count.
+    pub fn take_dropped(&self) -> (u64, u64) {
+        let mut b = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let dropped = (b.dropped_lines, b.dropped_bytes);
+        (b.dropped_lines, b.dropped_bytes) = (0, 0);
+        dropped
+    }
+}
+
+fn log_dropped(service: &str, (lines, bytes): (u64, u64)) {
+    if lines > 0 {
+        tracing::warn!(
+            service = %service,
+            dropped_lines = lines,
+            dropped_bytes = bytes,
+            "{lines} lines ({bytes} bytes) of output dropped: over the log rate limit"
+        );
+    }
+}
 
 /// Which output stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,12 +202,14 @@ impl LineSplitter {
     }
 }
 
-/// Logs every line read from `fd` (a pipe) until end of stream. Run it as a task.
+/// Logs every line read from `fd` (a pipe) until end of stream, within `budget` (shared
+/// with the service's other stream). Run it as a task.
 pub async fn pump(
     service: String,
     stream: Stream,
     fd: impl Into<OwnedFd>,
     watch: Option<LogWatch>,
+    budget: Arc<LogBudget>,
 ) {
     let mut reader = match pipe::Receiver::from_owned_fd(fd.into()) {
         Ok(reader) => reader,
@@ -127,7 +224,18 @@ pub async fn pump(
         if let Some(w) = &watch {
             w.check(&line);
         }
-        tracing::info!(target: "deskd::service", service = %service, stream = stream.as_str(), "{line}");
+        match budget.admit(line.len(), Instant::now()) {
+            Admit::Pass { dropped } => {
+                log_dropped(&service, dropped);
+                tracing::info!(target: "deskd::service", service = %service, stream = stream.as_str(), "{line}");
+            }
+            Admit::Drop { first: true } => tracing::warn!(
+                service = %service,
+                "output over the log rate limit ({RATE_LINES} lines/s, {} KiB/s); dropping lines",
+                RATE_BYTES >> 10
+            ),
+            Admit::Drop { first: false } => {}
+        }
     };
     loop {
         match reader.read(&mut buf).await {
@@ -143,11 +251,13 @@ pub async fn pump(
     if let Some(line) = splitter.finish() {
         emit(line);
     }
+    log_dropped(&service, budget.take_dropped());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn split(max: usize, chunks: &[&[u8]]) -> Vec<String> {
         let mut s = LineSplitter::new(max);
@@ -178,6 +288,39 @@ mod tests {
     #[test]
     fn invalid_utf8_is_lossy() {
         assert_eq!(split(100, &[b"a\xffb\n"]), ["a\u{fffd}b"]);
+    }
+
+    #[test]
+    fn budget_drops_a_flood_and_counts_it() {
+        let budget = LogBudget::new();
+        let t0 = Instant::now();
+        let line = 1 << 20;
+        // The burst: ten seconds' worth of bytes, in 1 MiB lines.
+        let burst = (RATE_BYTES * BURST) as usize / line;
+        for _ in 0..burst {
+            assert_eq!(budget.admit(line, t0), Admit::Pass { dropped: (0, 0) });
+        }
+        assert_eq!(budget.admit(line, t0), Admit::Drop { first: true });
+        for _ in 0..49 {
+            assert_eq!(budget.admit(line, t0), Admit::Drop { first: false });
+        }
+        // A second later there is room for a short line, which reports the drops.
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(
+            budget.admit(10, later),
+            Admit::Pass {
+                dropped: (50, 50 << 20)
+            }
+        );
+        assert_eq!(budget.take_dropped(), (0, 0));
+        // Many short lines: the line budget applies too.
+        let mut passed = 0;
+        for _ in 0..100_000 {
+            if matches!(budget.admit(1, later), Admit::Pass { .. }) {
+                passed += 1;
+            }
+        }
+        assert!(passed <= (RATE_LINES * BURST) as usize, "{passed}");
     }
 
     #[test]

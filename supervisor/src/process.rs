@@ -16,7 +16,7 @@ use nix::unistd::{Pid, User};
 use tokio::sync::oneshot;
 
 use crate::reaper::{ExitStatus, Reaper, Spawned};
-use crate::service::ServiceSpec;
+use crate::service::{ServiceSpec, DESKD_SECRET_ENV};
 
 /// How often a group is checked for leftover members while it is being cleaned up.
 const GROUP_POLL: Duration = Duration::from_millis(10);
@@ -110,7 +110,9 @@ fn resolve_user(spec: &ServiceSpec, name: &str) -> Result<(User, Credentials), S
     Ok((user, creds))
 }
 
-/// The `Command` for `spec`: own process group, scrubbed and extended environment, cwd,
+/// The `Command` for `spec`: own process group, scrubbed and extended environment (deskd's
+/// tokens removed unless `spec.inherit_secrets` lists them), the open-files limit deskd
+/// started with, cwd,
 /// user, stdin from /dev/null, stdout and stderr piped.
 pub fn command(spec: &ServiceSpec) -> Result<Command, SpawnError> {
     let Some(program) = spec.command.first() else {
@@ -125,16 +127,17 @@ pub fn command(spec: &ServiceSpec) -> Result<Command, SpawnError> {
         .stderr(Stdio::piped())
         .process_group(0);
 
-    if !spec.scrub_env_prefixes.is_empty() {
-        for (key, _) in std::env::vars_os() {
-            let key_str = key.to_string_lossy();
-            if spec
-                .scrub_env_prefixes
-                .iter()
-                .any(|p| key_str.starts_with(p.as_str()))
-            {
-                cmd.env_remove(&key);
-            }
+    for (key, _) in std::env::vars_os() {
+        let key_str = key.to_string_lossy();
+        let scrubbed = spec
+            .scrub_env_prefixes
+            .iter()
+            .any(|p| key_str.starts_with(p.as_str()));
+        // deskd's own secrets stay with deskd unless this service asks for them.
+        let secret = DESKD_SECRET_ENV.contains(&key_str.as_ref())
+            && !spec.inherit_secrets.iter().any(|k| *k == key_str);
+        if scrubbed || secret {
+            cmd.env_remove(&key);
         }
     }
 
@@ -167,10 +170,22 @@ pub fn command(spec: &ServiceSpec) -> Result<Command, SpawnError> {
     };
     cmd.envs(&spec.env);
 
+    // The open-files limit the service would have had without deskd raising its own.
+    let nofile = crate::fdlimit::for_services();
+
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // syscalls on data prepared above (no allocation, no locks).
     unsafe {
         cmd.pre_exec(move || {
+            if let Some((soft, hard)) = nofile {
+                let limit = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             // std keeps the parent's signal mask; a service must start with none blocked.
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);

@@ -2,7 +2,9 @@
 //! answering 2xx, an output line matching a regex, or just "started" (a one-shot's probe never
 //! passes: its exit decides, in the supervisor). Probes poll fast (a
 //! few ms) so they add little to start-up. Knows nothing of restarts: the caller decides
-//! what a failed probe means.
+//! what a failed probe means. Display probes also run after start ([`keeps_probing`]).
+//! Probes never use tokio's blocking pool (request work must not delay them): the window
+//! manager probe runs on a thread of its own.
 
 use std::time::Duration;
 
@@ -37,6 +39,33 @@ fn last_error_suffix(last: &Option<String>) -> String {
     match last {
         Some(e) => format!(" (last error: {e})"),
         None => String::new(),
+    }
+}
+
+/// After a service is ready, how often a display probe ([`keeps_probing`]) runs again.
+pub const LIVENESS_PERIOD: Duration = Duration::from_secs(2);
+/// How long one such check may take before the display counts as not answering.
+pub const LIVENESS_TIMEOUT: Duration = crate::desktop::xconn::X_TIMEOUT;
+
+/// Whether a ready service's probe keeps running ([`check_once`] every [`LIVENESS_PERIOD`]):
+/// the X server probes, so a display that stops answering (SIGSTOP, a hung server) is seen
+/// as not ready, not only at start.
+pub fn keeps_probing(ready: &Readiness) -> bool {
+    matches!(
+        ready,
+        Readiness::X11 { .. } | Readiness::WindowManager { .. }
+    )
+}
+
+/// One attempt of `ready`'s probe within `timeout`.
+pub async fn check_once(ready: &Readiness, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, probe_once(ready)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "{} did not answer within {}",
+            ready.describe(),
+            humantime::format_duration(timeout)
+        )),
     }
 }
 
@@ -110,10 +139,18 @@ async fn probe_once(ready: &Readiness) -> Result<(), String> {
     match ready {
         Readiness::X11 { display } => x11_handshake(display).await,
         Readiness::WindowManager { display } => {
+            // A thread of its own: never queued behind request work on a shared pool, and
+            // every X wait in it has a deadline, so it ends on its own.
             let display = display.clone();
-            tokio::task::spawn_blocking(move || window_manager_running(&display))
-                .await
-                .map_err(|e| format!("window manager probe: {e}"))?
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("deskd-probe".into())
+                .spawn(move || {
+                    let _ = tx.send(window_manager_running(&display));
+                })
+                .map_err(|e| format!("window manager probe: cannot start its thread: {e}"))?;
+            rx.await
+                .map_err(|_| "window manager probe: its thread failed".to_string())?
         }
         Readiness::Tcp { addr } => TcpStream::connect(addr.as_str())
             .await
@@ -135,8 +172,8 @@ fn window_manager_running(display: &str) -> Result<(), String> {
     use x11rb::connection::Connection as _;
     use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _};
 
-    let (conn, screen) =
-        x11rb::connect(Some(display)).map_err(|e| format!("connect to {display}: {e}"))?;
+    let (conn, screen) = crate::desktop::xconn::connect(display)
+        .map_err(|e| format!("connect to {display}: {e}"))?;
     let root = conn
         .setup()
         .roots

@@ -22,6 +22,9 @@ pub struct ServiceSpec {
     pub secret_env: Vec<String>,
     /// Inherited variables whose names start with one of these are removed (neko: `NEKO_`).
     pub scrub_env_prefixes: Vec<String>,
+    /// Which of deskd's own secrets ([`DESKD_SECRET_ENV`]) this service inherits from deskd's
+    /// environment; the others are removed (config `inherit_secrets`, default none).
+    pub inherit_secrets: Vec<String>,
     /// Working directory; default: deskd's own.
     pub cwd: Option<PathBuf>,
     /// Drop to this user (and its groups) before exec.
@@ -43,6 +46,13 @@ pub struct ServiceSpec {
     /// Its exit stops deskd with its exit code.
     pub main: bool,
 }
+
+/// Variables of deskd's environment that deskd reads as secrets (the access tokens). No
+/// service inherits them unless its config lists them in `inherit_secrets`.
+pub const DESKD_SECRET_ENV: [&str; 2] = [
+    crate::http::auth::ENV_TOKEN,
+    crate::http::auth::ENV_VIEW_TOKEN,
+];
 
 /// How a service's readiness is decided.
 #[derive(Debug, Clone)]
@@ -128,6 +138,7 @@ impl std::fmt::Debug for ServiceSpec {
             .field("env", &env)
             .field("secret_env", &self.secret_env)
             .field("scrub_env_prefixes", &self.scrub_env_prefixes)
+            .field("inherit_secrets", &self.inherit_secrets)
             .field("cwd", &self.cwd)
             .field("user", &self.user)
             .field("ready", &self.ready)
@@ -152,6 +163,7 @@ impl ServiceSpec {
             env: BTreeMap::new(),
             secret_env: Vec::new(),
             scrub_env_prefixes: Vec::new(),
+            inherit_secrets: Vec::new(),
             cwd: None,
             user: None,
             ready: Readiness::Started,

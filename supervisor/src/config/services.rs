@@ -133,6 +133,21 @@ pub(crate) fn parse(t: &mut Table<'_>, errs: &mut Errors) -> Option<ParsedServic
         }
         spec.secret_env = secret.v;
     }
+    if let Some(inherit) = t.get::<Vec<String>>("inherit_secrets", errs) {
+        for key in &inherit.v {
+            if !crate::service::DESKD_SECRET_ENV.contains(&key.as_str()) {
+                errs.key(
+                    &inherit.loc,
+                    &t.key_path("inherit_secrets"),
+                    format!(
+                        "`{key}` is not one of deskd's secrets ({})",
+                        crate::service::DESKD_SECRET_ENV.join(", ")
+                    ),
+                );
+            }
+        }
+        spec.inherit_secrets = inherit.v;
+    }
     let user = t.parse("user", errs, |u: String| {
         if u.trim().is_empty() {
             Err("empty user name".to_string())

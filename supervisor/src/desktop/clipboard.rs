@@ -17,10 +17,10 @@ use x11rb::protocol::xproto::{
     SELECTION_NOTIFY_EVENT,
 };
 use x11rb::protocol::Event;
-use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 use x11rb::{COPY_DEPTH_FROM_PARENT, CURRENT_TIME, NONE};
 
+use super::xconn::XConn;
 use super::DesktopError;
 
 /// Largest clipboard text read or served, in bytes.
@@ -47,7 +47,7 @@ x11rb::atom_manager! {
 
 /// A connection with a small unmapped window of deskd's own.
 struct Client {
-    conn: RustConnection,
+    conn: XConn,
     window: Window,
     atoms: Atoms,
 }
@@ -281,10 +281,16 @@ impl Owner {
     }
 }
 
-/// Answers selection requests until SelectionClear or a connection error.
+/// Answers selection requests until SelectionClear or a connection error. (Waiting for the
+/// next request has no deadline: a quiet clipboard is no failure.)
 fn serve(c: &Client, text: &str, time: Timestamp) -> Result<(), DesktopError> {
     loop {
-        match c.conn.wait_for_event()? {
+        let event = match c.conn.wait_for_event() {
+            Ok(event) => event,
+            Err(e) if super::xconn::is_timeout(&e) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match event {
             Event::SelectionClear(e) if e.owner == c.window => return Ok(()),
             Event::SelectionRequest(req) => answer(c, &req, text, time)?,
             _ => {}

@@ -6,9 +6,9 @@
 //! round to processing the event) and are reused least-recently-used first; within one batch
 //! of keystrokes a spare keycode is never rebound, the caller syncs and pauses first.
 
+use super::xconn::XConn;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConnectionExt as _, Keycode};
-use x11rb::rust_connection::RustConnection;
 
 use super::keys::Keysym;
 use super::DesktopError;
@@ -31,7 +31,7 @@ pub struct KeyPos {
 }
 
 impl Keymap {
-    pub fn fetch(conn: &RustConnection) -> Result<Keymap, DesktopError> {
+    pub fn fetch(conn: &XConn) -> Result<Keymap, DesktopError> {
         let setup = conn.setup();
         let (min, max) = (setup.min_keycode, setup.max_keycode);
         let count = max.saturating_sub(min).saturating_add(1);
@@ -107,7 +107,7 @@ impl Remapper {
     /// `batch` holds the keycodes bound during the current batch; they are not rebound.
     pub fn resolve(
         &mut self,
-        conn: &RustConnection,
+        conn: &XConn,
         keymap: &mut Keymap,
         batch: &mut Vec<Keycode>,
         keysym: Keysym,

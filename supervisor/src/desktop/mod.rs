@@ -1,7 +1,9 @@
 //! Direct X11 access for the agent API: screenshots (GetImage/MIT-SHM), input (XTEST),
 //! clipboard (selections) and top-level windows. No HTTP here.
 //!
-//! Every method blocks (x11rb's pure-Rust connection); callers on tokio use `spawn_blocking`.
+//! Every method blocks (x11rb's pure-Rust connection, every wait bounded by [`xconn`]'s
+//! deadline); callers on tokio run them on the desktop's own worker lanes ([`Desktop::lane`],
+//! [`crate::workers`]), never on tokio's blocking pool.
 //! Connections are opened lazily on first use and dropped when the X server goes away, so a
 //! [`Desktop`] can be built before Xvfb runs and keeps working after the supervisor restarts
 //! it: the failing call returns [`DesktopError::Unavailable`] and the next one reconnects.
@@ -19,6 +21,7 @@ pub mod keymap;
 pub mod keys;
 pub mod screenshot;
 pub mod windows;
+pub mod xconn;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -28,9 +31,10 @@ use serde::Serialize;
 use x11rb::connection::Connection;
 use x11rb::errors::{ConnectError, ConnectionError, ReplyError, ReplyOrIdError};
 use x11rb::protocol::xproto::{ConnectionExt as _, Screen, Window};
-use x11rb::rust_connection::RustConnection;
 
 use crate::config::ApiSettings;
+use crate::workers::Lane;
+use xconn::XConn;
 
 pub use screenshot::{ImageFormat, Screenshot, ScreenshotRequest};
 pub use windows::WindowInfo;
@@ -59,6 +63,10 @@ pub enum DesktopError {
     /// The X server did not answer in time (e.g. a clipboard owner that never replies): 504.
     #[error("{0}")]
     Timeout(String),
+    /// The X server itself did not answer within [`xconn::X_TIMEOUT`] (stopped, or a client
+    /// holds a server grab): 504. The connection is dropped and made again next time.
+    #[error("{0}")]
+    NoAnswer(String),
     /// Encoding the image failed: 500.
     #[error("encoding failed: {0}")]
     Encode(String),
@@ -69,7 +77,18 @@ pub enum DesktopError {
 
 impl DesktopError {
     fn is_connection(&self) -> bool {
-        matches!(self, DesktopError::Unavailable(_))
+        matches!(
+            self,
+            DesktopError::Unavailable(_) | DesktopError::NoAnswer(_)
+        )
+    }
+
+    /// Names what did not answer: `op` (e.g. `screenshot`) is added to a [`NoAnswer`](Self::NoAnswer).
+    fn during(self, op: &str) -> DesktopError {
+        match self {
+            DesktopError::NoAnswer(m) => DesktopError::NoAnswer(format!("{m} ({op})")),
+            other => other,
+        }
     }
 }
 
@@ -81,7 +100,14 @@ impl From<ConnectError> for DesktopError {
 
 impl From<ConnectionError> for DesktopError {
     fn from(e: ConnectionError) -> Self {
-        DesktopError::Unavailable(e.to_string())
+        if xconn::is_timeout(&e) {
+            DesktopError::NoAnswer(format!(
+                "the X server did not answer within {}s",
+                xconn::X_TIMEOUT.as_secs()
+            ))
+        } else {
+            DesktopError::Unavailable(e.to_string())
+        }
     }
 }
 
@@ -155,7 +181,7 @@ pub struct AgentActivity {
 
 /// One open X connection with what every operation needs.
 pub(crate) struct Session {
-    pub(crate) conn: RustConnection,
+    pub(crate) conn: XConn,
     pub(crate) root: Window,
     pub(crate) root_depth: u8,
     /// Spare keycodes deskd has bound to keysyms, least recently used first.
@@ -169,8 +195,8 @@ pub(crate) struct Session {
 
 /// Connects to X display `display`: the connection and its default screen. Each of deskd's
 /// connections (input/queries, capture, clipboard) starts here.
-pub(crate) fn connect(display: &str) -> Result<(RustConnection, Screen), DesktopError> {
-    let (conn, screen_num) = RustConnection::connect(Some(display))?;
+pub(crate) fn connect(display: &str) -> Result<(XConn, Screen), DesktopError> {
+    let (conn, screen_num) = xconn::connect(display)?;
     let screen = conn.setup().roots.get(screen_num).cloned().ok_or_else(|| {
         DesktopError::Unavailable(format!("{display} has no screen {screen_num}"))
     })?;
@@ -205,8 +231,10 @@ impl Session {
 }
 
 /// Runs `f` on the session in `slot`, connecting first if needed. A session that existed
-/// before is pinged first and replaced if the server went away (Xvfb restarted); a
-/// connection failure during `f` drops the session so the next call reconnects.
+/// before is pinged first and replaced if the server went away (Xvfb restarted); a server
+/// that does not answer the ping is not reconnected to (that would wait again): the call fails
+/// with [`DesktopError::NoAnswer`]. A connection failure during `f` drops the session so the
+/// next call reconnects.
 fn with_session<T>(
     slot: &Mutex<Option<Session>>,
     display: &str,
@@ -214,8 +242,13 @@ fn with_session<T>(
 ) -> Result<T, DesktopError> {
     let mut guard = lock(slot);
     if let Some(session) = guard.as_ref() {
-        if session.ping().is_err() {
-            *guard = None;
+        match session.ping() {
+            Ok(()) => {}
+            Err(e @ DesktopError::NoAnswer(_)) => {
+                *guard = None;
+                return Err(e);
+            }
+            Err(_) => *guard = None,
         }
     }
     if guard.is_none() {
@@ -262,6 +295,43 @@ pub struct Desktop {
     actions_total: AtomicU64,
     /// 0 = never.
     last_input_unix_ms: AtomicU64,
+    /// Worker threads for each kind of request ([`Work`]).
+    lanes: Lanes,
+}
+
+/// The kinds of agent API work, each with threads and a queue of its own ([`Desktop::lane`]),
+/// so screenshots never wait behind input and a flood of one never starves the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Screenshots: one thread fewer than the CPUs have (at least one, at most four: capture
+    /// on one connection, encoding in parallel), at a lower priority ([`SCREENSHOT_NICE`]),
+    /// [`SCREENSHOT_QUEUE`] waiting.
+    Screenshot,
+    /// Input and window focus, in request order: one thread, [`INPUT_QUEUE`] waiting.
+    Input,
+    /// Display info, window list, clipboard: [`QUERY_THREADS`] threads, [`QUERY_QUEUE`] waiting.
+    Query,
+}
+
+/// How much lower screenshot threads run: encoding must not take the CPU from supervision.
+pub const SCREENSHOT_NICE: i32 = 10;
+pub const SCREENSHOT_QUEUE: usize = 8;
+pub const INPUT_QUEUE: usize = 32;
+pub const QUERY_THREADS: usize = 2;
+pub const QUERY_QUEUE: usize = 16;
+
+/// One less than the CPUs, so a screenshot flood leaves one for everything else; 1..=4.
+fn screenshot_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+
+struct Lanes {
+    screenshot: Lane,
+    input: Lane,
+    query: Lane,
 }
 
 impl Desktop {
@@ -279,6 +349,25 @@ impl Desktop {
             requests_total: AtomicU64::new(0),
             actions_total: AtomicU64::new(0),
             last_input_unix_ms: AtomicU64::new(0),
+            lanes: Lanes {
+                screenshot: Lane::with_nice(
+                    "screenshot",
+                    screenshot_threads(),
+                    SCREENSHOT_QUEUE,
+                    SCREENSHOT_NICE,
+                ),
+                input: Lane::new("input", 1, INPUT_QUEUE),
+                query: Lane::new("query", QUERY_THREADS, QUERY_QUEUE),
+            },
+        }
+    }
+
+    /// The worker lane for `work`: run the blocking calls of a request there.
+    pub fn lane(&self, work: Work) -> &Lane {
+        match work {
+            Work::Screenshot => &self.lanes.screenshot,
+            Work::Input => &self.lanes.input,
+            Work::Query => &self.lanes.query,
         }
     }
 
@@ -289,7 +378,7 @@ impl Desktop {
 
     /// Screen size, depth and pointer position.
     pub fn display_info(&self) -> Result<DisplayInfo, DesktopError> {
-        with_session(&self.query, &self.display, |s| {
+        let info = with_session(&self.query, &self.display, |s| {
             let (width, height) = s.screen_size()?;
             let p = s.conn.query_pointer(s.root)?.reply()?;
             Ok(DisplayInfo {
@@ -301,7 +390,8 @@ impl Desktop {
                     y: p.root_y,
                 },
             })
-        })
+        });
+        info.map_err(|e| e.during("display info"))
     }
 
     /// Validates the whole `POST /api/input` body against the current screen, then runs
@@ -314,7 +404,8 @@ impl Desktop {
             let actions = actions::parse(body, width, height, self.type_delay)?;
             input::run(s, &actions)?;
             Ok(actions.len())
-        });
+        })
+        .map_err(|e| e.during("input"));
         drop(started);
         let n = result?;
         self.requests_total.fetch_add(1, Ordering::Relaxed);
@@ -343,8 +434,16 @@ impl Desktop {
 
     /// A screenshot as PNG or JPEG bytes.
     pub fn screenshot(&self, req: &ScreenshotRequest) -> Result<Screenshot, DesktopError> {
+        let rgb = self.capture(req).map_err(|e| e.during("screenshot"))?;
+        // Encoding needs no connection: screenshot threads encode in parallel.
+        screenshot::encode(rgb, req)
+    }
+
+    /// The pixels a screenshot asks for, on the capture connection.
+    fn capture(&self, req: &ScreenshotRequest) -> Result<image::Rgb, DesktopError> {
         let mut guard = lock(&self.capture);
-        // Two attempts: a stale connection (X server restarted) is replaced once.
+        // Two attempts: a stale connection (X server restarted) is replaced once; a server
+        // that does not answer is not waited for twice.
         for attempt in 0..2 {
             if guard.is_none() {
                 *guard = Some(screenshot::Capturer::connect(&self.display)?);
@@ -352,10 +451,10 @@ impl Desktop {
             let Some(capturer) = guard.as_mut() else {
                 continue;
             };
-            match capturer.screenshot(req) {
+            match capturer.capture_request(req) {
                 Err(e) if e.is_connection() => {
                     *guard = None;
-                    if attempt == 1 {
+                    if attempt == 1 || matches!(e, DesktopError::NoAnswer(_)) {
                         return Err(e);
                     }
                 }
@@ -372,22 +471,24 @@ impl Desktop {
 
     /// Top-level windows, topmost last.
     pub fn windows(&self) -> Result<Vec<WindowInfo>, DesktopError> {
-        with_session(&self.query, &self.display, windows::list)
+        with_session(&self.query, &self.display, windows::list).map_err(|e| e.during("window list"))
     }
 
     /// Focuses and raises window `id` (an id from [`Desktop::windows`]).
     pub fn focus_window(&self, id: u32) -> Result<(), DesktopError> {
         with_session(&self.session, &self.display, |s| windows::focus(s, id))
+            .map_err(|e| e.during("window focus"))
     }
 
     /// The CLIPBOARD selection as text; `None` when nobody owns it or it has no text.
     pub fn clipboard_get(&self) -> Result<Option<String>, DesktopError> {
-        clipboard::get(&self.display)
+        clipboard::get(&self.display).map_err(|e| e.during("clipboard read"))
     }
 
     /// Makes deskd the CLIPBOARD owner serving `text` until someone else takes it.
     pub fn clipboard_set(&self, text: String) -> Result<(), DesktopError> {
-        let owner = clipboard::Owner::start(&self.display, text)?;
+        let owner = clipboard::Owner::start(&self.display, text)
+            .map_err(|e| e.during("clipboard write"))?;
         // The previous owner thread sees SelectionClear and ends on its own.
         *lock(&self.clipboard) = Some(owner);
         Ok(())

@@ -12,9 +12,9 @@ use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::shm::ConnectionExt as _;
 use x11rb::protocol::xfixes::ConnectionExt as _;
 use x11rb::protocol::xproto::{self, ConnectionExt as _, Window};
-use x11rb::rust_connection::RustConnection;
 
 use super::image::{self, PixelFormat, Rgb};
+use super::xconn::XConn;
 use super::DesktopError;
 
 /// Default JPEG quality.
@@ -176,6 +176,24 @@ pub struct Screenshot {
     pub bytes: Vec<u8>,
 }
 
+/// Scales and encodes captured pixels as `req` asks. Needs no X connection.
+pub(crate) fn encode(mut rgb: Rgb, req: &ScreenshotRequest) -> Result<Screenshot, DesktopError> {
+    let (w, h) = req.output_size(rgb.width, rgb.height);
+    if (w, h) != (rgb.width, rgb.height) {
+        rgb = image::downscale(&rgb, w, h);
+    }
+    let bytes = match req.format {
+        ImageFormat::Png => image::encode_png(&rgb)?,
+        ImageFormat::Jpeg => image::encode_jpeg(&rgb, req.quality)?,
+    };
+    Ok(Screenshot {
+        format: req.format,
+        width: rgb.width,
+        height: rgb.height,
+        bytes,
+    })
+}
+
 /// A MIT-SHM segment: a memfd mapped here and attached by the X server. Also the native
 /// stream's frame buffer (`stream::capture`).
 pub(crate) struct ShmSegment {
@@ -189,7 +207,7 @@ pub(crate) struct ShmSegment {
 unsafe impl Send for ShmSegment {}
 
 impl ShmSegment {
-    pub(crate) fn create(conn: &RustConnection, len: usize) -> Result<ShmSegment, String> {
+    pub(crate) fn create(conn: &XConn, len: usize) -> Result<ShmSegment, String> {
         let fd: OwnedFd = memfd_create(c"deskd-screenshot", MFdFlags::MFD_CLOEXEC)
             .map_err(|e| format!("memfd_create: {e}"))?;
         nix::unistd::ftruncate(&fd, len as i64).map_err(|e| format!("ftruncate: {e}"))?;
@@ -230,7 +248,7 @@ impl Drop for ShmSegment {
 
 /// The screenshot connection: its own X connection, pixel format and SHM segment.
 pub(crate) struct Capturer {
-    conn: RustConnection,
+    conn: XConn,
     root: Window,
     format: PixelFormat,
     /// SHM is usable (the extension is there with fd passing and attaching worked).
@@ -292,10 +310,8 @@ impl Capturer {
         self.shm_ok
     }
 
-    pub(crate) fn screenshot(
-        &mut self,
-        req: &ScreenshotRequest,
-    ) -> Result<Screenshot, DesktopError> {
+    /// The pixels `req` asks for (region, cursor), not scaled or encoded yet ([`encode`]).
+    pub(crate) fn capture_request(&mut self, req: &ScreenshotRequest) -> Result<Rgb, DesktopError> {
         let geometry = self.conn.get_geometry(self.root)?.reply()?;
         let region = match req.region {
             None => Region {
@@ -330,20 +346,7 @@ impl Capturer {
                 );
             }
         }
-        let (w, h) = req.output_size(rgb.width, rgb.height);
-        if (w, h) != (rgb.width, rgb.height) {
-            rgb = image::downscale(&rgb, w, h);
-        }
-        let bytes = match req.format {
-            ImageFormat::Png => image::encode_png(&rgb)?,
-            ImageFormat::Jpeg => image::encode_jpeg(&rgb, req.quality)?,
-        };
-        Ok(Screenshot {
-            format: req.format,
-            width: rgb.width,
-            height: rgb.height,
-            bytes,
-        })
+        Ok(rgb)
     }
 
     /// The pixels of `region` as RGB, through SHM if possible. `full` is the size of a

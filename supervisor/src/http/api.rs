@@ -1,7 +1,9 @@
 //! The agent API under `/api/`: display info, screenshots, input, clipboard, windows, and
 //! the "agent is acting" indicator. Thin: parses the request, runs the blocking
-//! [`Desktop`] call on tokio's blocking pool, maps [`DesktopError`] to a status with
-//! `{"error": "..."}`.
+//! [`Desktop`] call on the desktop's worker lane for that kind of work ([`Work`]: screenshots,
+//! input, queries each have their own bounded threads and queue; never tokio's blocking pool),
+//! maps [`DesktopError`] to a status with `{"error": "..."}`. A full lane answers `503` with
+//! `Retry-After`.
 //!
 //! Access: the router's auth layer already requires a token on every route here and refuses
 //! the view token on every method but GET/HEAD, so `POST /api/input`, `POST /api/clipboard`
@@ -21,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::RequireControl;
 use super::AppState;
-use crate::desktop::{Desktop, DesktopError, ScreenshotRequest};
+use crate::desktop::{Desktop, DesktopError, ScreenshotRequest, Work};
+use crate::workers::LaneError;
 
 /// Largest `POST /api/input` body (axum's default): 1000 actions or a 100000-character
 /// `type` fit easily.
@@ -57,6 +60,11 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -69,7 +77,7 @@ impl From<DesktopError> for ApiError {
             DesktopError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             DesktopError::NotFound(_) => StatusCode::NOT_FOUND,
             DesktopError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            DesktopError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            DesktopError::Timeout(_) | DesktopError::NoAnswer(_) => StatusCode::GATEWAY_TIMEOUT,
             DesktopError::Encode(_) | DesktopError::X11(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
@@ -84,9 +92,10 @@ fn json<T: Serialize>(value: T) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Json(value)).into_response()
 }
 
-/// Runs a blocking desktop call on the blocking pool.
+/// Runs a blocking desktop call on the desktop's lane for `work`.
 async fn blocking<T: Send + 'static>(
     state: &AppState,
+    work: Work,
     f: impl FnOnce(&Desktop) -> Result<T, DesktopError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let Some(desktop) = state.desktop.clone() else {
@@ -96,9 +105,13 @@ async fn blocking<T: Send + 'static>(
         ));
     };
     let desktop: Arc<Desktop> = desktop;
-    match tokio::task::spawn_blocking(move || f(&desktop)).await {
+    let lane_desktop = desktop.clone();
+    match desktop.lane(work).run(move || f(&lane_desktop)).await {
         Ok(result) => result.map_err(ApiError::from),
-        Err(e) => {
+        Err(LaneError::Busy(busy)) => {
+            Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()))
+        }
+        Err(LaneError::Failed(e)) => {
             tracing::error!(error = %e, "agent API task failed");
             Err(ApiError(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,7 +122,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn display(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(json(blocking(&state, |d| d.display_info()).await?))
+    Ok(json(
+        blocking(&state, Work::Query, |d| d.display_info()).await?,
+    ))
 }
 
 async fn screenshot(
@@ -118,7 +133,7 @@ async fn screenshot(
 ) -> Result<Response, ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let req = ScreenshotRequest::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let shot = blocking(&state, move |d| d.screenshot(&req)).await?;
+    let shot = blocking(&state, Work::Screenshot, move |d| d.screenshot(&req)).await?;
     Ok((
         [
             (header::CONTENT_TYPE, shot.format.content_type()),
@@ -130,9 +145,13 @@ async fn screenshot(
 }
 
 /// A request body that could not be read: `413` naming the limit when it is too large,
-/// else `400`, always as `{"error": ...}`.
-fn body_error(status: StatusCode, text: String, limit: usize) -> ApiError {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
+/// `408` when it did not arrive in time ([`super::body_deadline`]), else `400`, always as
+/// `{"error": ...}`.
+fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
+    let (status, text) = (rejection.status(), rejection.body_text());
+    if let Some(timeout) = super::body_deadline::timeout_in(&rejection) {
+        ApiError(StatusCode::REQUEST_TIMEOUT, timeout.to_string())
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError(
             status,
             format!("request body larger than {} KiB", limit >> 10),
@@ -146,8 +165,10 @@ async fn input(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| body_error(e.status(), e.body_text(), MAX_INPUT_BODY))?;
-    Ok(json(blocking(&state, move |d| d.input(&body)).await?))
+    let body = body.map_err(|e| body_error(e, MAX_INPUT_BODY))?;
+    Ok(json(
+        blocking(&state, Work::Input, move |d| d.input(&body)).await?,
+    ))
 }
 
 #[derive(Serialize)]
@@ -160,7 +181,7 @@ async fn clipboard_get(
     _control: RequireControl,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
-    let text = blocking(&state, |d| d.clipboard_get()).await?;
+    let text = blocking(&state, Work::Query, |d| d.clipboard_get()).await?;
     Ok(json(ClipboardText { text }))
 }
 
@@ -176,19 +197,19 @@ async fn clipboard_set(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| body_error(e.status(), e.body_text(), MAX_CLIPBOARD_BODY))?;
+    let body = body.map_err(|e| body_error(e, MAX_CLIPBOARD_BODY))?;
     let SetClipboard { text } = serde_json::from_slice(&body).map_err(|e| {
         ApiError(
             StatusCode::BAD_REQUEST,
             format!("body must be {{\"text\": \"...\"}}: {e}"),
         )
     })?;
-    blocking(&state, move |d| d.clipboard_set(text)).await?;
+    blocking(&state, Work::Query, move |d| d.clipboard_set(text)).await?;
     Ok(json(serde_json::json!({ "ok": true })))
 }
 
 async fn windows(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let windows = blocking(&state, |d| d.windows()).await?;
+    let windows = blocking(&state, Work::Query, |d| d.windows()).await?;
     Ok(json(serde_json::json!({ "windows": windows })))
 }
 
@@ -210,7 +231,7 @@ async fn focus(
             format!("window id `{id}` is not a number (decimal or 0x hex)"),
         ));
     };
-    blocking(&state, move |d| d.focus_window(id)).await?;
+    blocking(&state, Work::Input, move |d| d.focus_window(id)).await?;
     Ok(json(serde_json::json!({ "ok": true, "id": id })))
 }
 

@@ -296,11 +296,8 @@ pub fn presented_token(headers: &HeaderMap) -> Option<(String, Via)> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        if let Some(t) = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-        {
-            return Some((t.trim().to_string(), Via::Bearer));
+        if let Some(t) = bearer_credentials(v) {
+            return Some((t.to_string(), Via::Bearer));
         }
     }
     for value in headers.get_all(header::COOKIE) {
@@ -314,6 +311,19 @@ pub fn presented_token(headers: &HeaderMap) -> Option<(String, Via)> {
         }
     }
     None
+}
+
+/// The credentials of an `Authorization` value with the Bearer scheme. RFC 7235 §2.1: the
+/// scheme is case-insensitive and separated from the credentials by one or more spaces (tabs
+/// accepted too, as `OWS` elsewhere in HTTP).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let value = value.trim_start_matches([' ', '\t']);
+    let (scheme, rest) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || !rest.starts_with([' ', '\t']) {
+        return None;
+    }
+    let token = rest.trim_matches([' ', '\t']);
+    (!token.is_empty()).then_some(token)
 }
 
 /// Page routes answer with HTML; the rest with JSON.
@@ -594,6 +604,30 @@ mod tests {
         assert!(!a.origin_allowed(None, Some("host:8080"), Via::Cookie));
         assert!(a.origin_allowed(None, Some("host:8080"), Via::Bearer));
         assert!(!a.origin_allowed(Some("null"), Some("host:8080"), Via::Bearer));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer tok",
+            "bearer tok",
+            "BEARER tok",
+            "bEaReR tok",
+            "Bearer\ttok",
+            "Bearer  \t tok ",
+        ] {
+            assert_eq!(bearer_credentials(value), Some("tok"), "{value:?}");
+        }
+        for value in [
+            "Bearertok",
+            "Basic tok",
+            "Bearer",
+            "Bearer   ",
+            "Bear tok",
+            "Bé tok",
+        ] {
+            assert_eq!(bearer_credentials(value), None, "{value:?}");
+        }
     }
 
     #[test]

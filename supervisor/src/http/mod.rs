@@ -9,6 +9,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod body_deadline;
+pub mod conns;
 pub mod neko_api;
 pub mod relay;
 pub mod stream_ws;
@@ -22,11 +24,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -74,9 +77,14 @@ pub fn router(state: AppState) -> Router {
 pub struct ServeLimits {
     /// A connection that has not sent a whole request head within this is closed.
     pub header_read_timeout: Duration,
-    /// HTTP connections open at once (upgraded WebSockets leave the count; the relay has
-    /// its own `max_clients`). Further clients wait in the listen backlog.
+    /// HTTP connections open at once, at most: the cap is lower when the open-files limit
+    /// requires ([`conns`]). Upgraded WebSockets leave the count (the relay has its own
+    /// `max_clients`). At the cap a new client closes the oldest idle connection, or gets
+    /// `503` when all are busy.
     pub max_connections: usize,
+    /// A request body must have arrived whole within this of the handler starting to read
+    /// it ([`body_deadline`]): `408`, and the connection is closed.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServeLimits {
@@ -84,6 +92,7 @@ impl Default for ServeLimits {
         ServeLimits {
             header_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -107,37 +116,67 @@ pub async fn serve_with_limits(
 ) -> std::io::Result<()> {
     let relay = state.relay.clone();
     let stream = state.stream.clone();
-    let app = router(state);
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let body_timeout = limits.body_read_timeout;
+    let app = router(state).layer(axum::middleware::map_request(move |req| async move {
+        body_deadline::layer(req, body_timeout)
+    }));
+    let limit = crate::fdlimit::soft_limit();
+    let slots = conns::Slots::new(crate::fdlimit::http_connection_cap(
+        limits.max_connections,
+        limit,
+    ));
+    tracing::debug!(
+        cap = slots.cap(),
+        open_files_limit = limit,
+        "HTTP connection cap"
+    );
+    let mut accept_errors = AcceptErrors::default();
     let connections = TaskTracker::new();
     loop {
-        let permit = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let tcp = tokio::select! {
+        let mut tcp = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _peer)) => tcp,
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "HTTP accept failed");
+                    // EMFILE and friends: back off instead of spinning, and say so rarely.
+                    accept_errors.record(&e);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
+        let held = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            held = slots.take() => held,
+        };
+        let Some(held) = held else {
+            // Every connection is busy: say so (non-blocking; the answer is tiny) and close.
+            let _ = tcp.try_write(conns::BUSY_RESPONSE);
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut tcp).await;
+            continue;
+        };
         // Signaling is small messages in both directions: no Nagle delay.
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let conn_state = held.conn.clone();
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let busy = conn_state.busy();
+            let mut app = app.clone();
+            async move {
+                let response = tower_service::Service::call(&mut app, req).await?;
+                // Busy until the whole response body has been sent.
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    axum::body::Body::new(body.map_frame(move |frame| {
+                        let _busy = &busy;
+                        frame
+                    }))
+                }))
+            }
+        });
         let stop = shutdown.clone();
         connections.spawn(async move {
-            let _permit = permit;
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
@@ -146,11 +185,14 @@ pub async fn serve_with_limits(
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                // Closed (dropped) to make room for a new connection.
+                _ = held.conn.evicted().cancelled() => {}
                 _ = stop.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }
             }
+            drop(held);
         });
     }
     if let Some(r) = relay {
@@ -162,6 +204,32 @@ pub async fn serve_with_limits(
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// Failed accepts, logged at most every [`AcceptErrors::EVERY`] with how many there were.
+#[derive(Default)]
+struct AcceptErrors {
+    last_warned: Option<std::time::Instant>,
+    since: u64,
+}
+
+impl AcceptErrors {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn record(&mut self, e: &std::io::Error) {
+        self.since += 1;
+        if self.last_warned.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return;
+        }
+        tracing::warn!(
+            error = %e,
+            failures = self.since,
+            "HTTP accept failed ({} times since the last warning); retrying every 100 ms",
+            self.since
+        );
+        self.last_warned = Some(std::time::Instant::now());
+        self.since = 0;
+    }
 }
 
 /// Binds `settings.http.listen`, builds the state (tokens, relay settings from `[neko]` and

@@ -29,16 +29,17 @@
 //! | 1009 | `message too big: limit N bytes` | do not resend that message |
 //! | 1001 | `deskd is shutting down` | reconnect with backoff (deskd may come back) |
 //!
-//! Close frames from the browser are passed to neko with their code and reason, and neko's
-//! to the browser. Pings are answered by the WebSocket layer on each side and not relayed;
+//! Close frames from the browser are passed to neko with their code and reason and answered
+//! with a Close frame of the same code (RFC 6455 §5.5.1: the browser then sees a clean close),
+//! and neko's are passed to the browser. Pings are answered by the WebSocket layer on each side and not relayed;
 //! neko's `system/heartbeat` text messages are relayed like any other.
 //!
-//! View-only clients: messages that could control the desktop are dropped, so neko never
-//! makes them host (implicit hosting applies only through WS `control/*`; neko ignores
-//! data-channel input from non-hosts): `control/*`, `clipboard/set`, `keyboard/map`,
-//! `keyboard/modifiers`, `screen/set` (admins only in neko; every noauth user is admin),
-//! `signal/offer` (adding browser media tracks), any binary message, and any message that is
-//! not JSON with an `event` field.
+//! View-only clients may send only what watching needs, an allow list ([`VIEW_EVENTS`]:
+//! `signal/request`, `signal/answer`, `signal/candidate`, `signal/restart`, `signal/video`,
+//! `signal/audio`, `client/heartbeat`); everything else is dropped, so neko never makes them
+//! host (implicit hosting applies only through WS `control/*`), never writes their text to
+//! its log (`system/logs`), and an event neko adds later is refused until it is listed. Also
+//! dropped: any binary message and any message that is not JSON with an `event` field.
 //!
 //! The relay core ([`relay`]) is generic over `Sink`/`Stream` of [`Frame`] and knows nothing
 //! of axum, tungstenite or the supervisor; the handler adapts both sides to it.
@@ -361,10 +362,15 @@ where
 
     let limit = policy.max_frame_bytes;
     let (for_browser, for_neko) = match &end {
+        // RFC 6455 §5.5.1: a Close frame is answered with a Close frame (echoing the code),
+        // so the browser sees a clean close (`wasClean`), not 1006.
         End::Closed {
             by: Side::Browser,
             close,
-        } => (None, Some(Frame::Close(close.clone()))),
+        } => (
+            Some(Frame::Close(close.clone())),
+            Some(Frame::Close(close.clone())),
+        ),
         End::Closed {
             by: Side::Neko,
             close,
@@ -520,7 +526,11 @@ where
     while rx.recv_many(&mut batch, 64).await > 0 {
         for frame in batch.drain(..) {
             if matches!(frame, Frame::Close(_)) {
-                return sink.send(frame).await.map_err(|e| e.to_string());
+                // After the peer's Close the WebSocket layer has queued its answer itself and
+                // refuses another Close frame; flushing sends that answer.
+                let sent = sink.send(frame).await.map_err(|e| e.to_string());
+                let flushed = sink.flush().await.map_err(|e| e.to_string());
+                return sent.or(flushed);
             }
             sink.feed(frame).await.map_err(|e| e.to_string())?;
         }
@@ -536,7 +546,8 @@ where
 /// neko decodes messages with Go's `encoding/json`, which matches object keys to the `event`
 /// field case-insensitively and lets the last match win. So every key that equals `event`
 /// ignoring ASCII case counts (no other character folds to one of its letters): the message
-/// passes only if there is at least one, all are strings, and none is a control event.
+/// passes only if there is at least one, all are strings, and all are on the allow list
+/// ([`VIEW_EVENTS`]).
 /// `{"event":"signal/request","EVENT":"control/request"}` is a `control/request` to neko.
 pub fn view_allows(frame: &Frame) -> bool {
     match frame {
@@ -545,7 +556,7 @@ pub fn view_allows(frame: &Frame) -> bool {
                 !events.is_empty()
                     && events
                         .iter()
-                        .all(|e| e.as_deref().is_some_and(|e| !is_control_event(e)))
+                        .all(|e| e.as_deref().is_some_and(is_view_event))
             }
             Err(_) => false,
         },
@@ -586,13 +597,24 @@ impl<'de> serde::Deserialize<'de> for EventKeys {
     }
 }
 
-/// neko events that control the desktop or its media (dropped for view-only clients).
-pub fn is_control_event(event: &str) -> bool {
-    event.starts_with("control/")
-        || matches!(
-            event,
-            "clipboard/set" | "keyboard/map" | "keyboard/modifiers" | "screen/set" | "signal/offer"
-        )
+/// The neko events a view-only client may send: what watching needs (asking for the stream,
+/// answering its offer, ICE, picking a video or audio track, heartbeats) and nothing else.
+/// Everything not listed is dropped: `control/*`, `clipboard/set`, `keyboard/*`,
+/// `screen/set`, `signal/offer`, `system/logs` (neko writes it to its log), `send/*`, plugin
+/// events, and whatever neko adds later.
+pub const VIEW_EVENTS: [&str; 7] = [
+    "signal/request",
+    "signal/answer",
+    "signal/candidate",
+    "signal/restart",
+    "signal/video",
+    "signal/audio",
+    "client/heartbeat",
+];
+
+/// Whether a view-only client may send neko `event` ([`VIEW_EVENTS`]).
+pub fn is_view_event(event: &str) -> bool {
+    VIEW_EVENTS.contains(&event)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1231,11 +1253,28 @@ mod tests {
     }
 
     #[test]
-    fn control_events() {
-        assert!(is_control_event("control/move"));
-        assert!(is_control_event("clipboard/set"));
-        assert!(!is_control_event("signal/answer"));
-        assert!(!is_control_event("client/heartbeat"));
+    fn view_events_are_an_allow_list() {
+        for event in [
+            "control/move",
+            "clipboard/set",
+            "system/logs",
+            "send/broadcast",
+            "chat/message",
+            "signal/offer",
+            "keyboard/map",
+            "screen/set",
+            "signal/requestx",
+            "",
+        ] {
+            assert!(!is_view_event(event), "{event}");
+            let frame = text(&format!(r#"{{"event":"{event}","payload":{{}}}}"#));
+            assert!(!view_allows(&frame), "{event}");
+        }
+        assert!(is_view_event("signal/answer"));
+        assert!(is_view_event("client/heartbeat"));
+        assert!(!view_allows(&text(
+            r#"{"event":"system/logs","payload":[{"level":"error","message":"deskd: all services stopped"}]}"#
+        )));
         assert!(view_allows(&text(
             r#"{"payload":{"a":"control/x"},"event":"signal/candidate"}"#
         )));

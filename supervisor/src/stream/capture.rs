@@ -21,7 +21,7 @@ use x11rb::protocol::xproto::{
     self, ChangeWindowAttributesAux, ConnectionExt as _, EventMask, Window,
 };
 use x11rb::protocol::Event;
-use x11rb::rust_connection::RustConnection;
+use crate::desktop::xconn::XConn;
 
 use crate::desktop::screenshot::ShmSegment;
 use crate::desktop::DesktopError;
@@ -38,7 +38,7 @@ pub struct CursorImage {
 
 /// The capture connection of one display.
 pub struct Capture {
-    conn: RustConnection,
+    conn: XConn,
     root: Window,
     damage: damage::Damage,
     /// Scratch XFixes region that receives the damage on each grab.

@@ -39,6 +39,10 @@ pub enum Event {
     Ready { svc: usize, gen: u64 },
     /// The readiness probe of run `gen` failed (timeout or impossible).
     NotReady { svc: usize, gen: u64, error: String },
+    /// Run `gen` was ready, but its probe, run again, failed (a display not answering).
+    Unresponsive { svc: usize, gen: u64, error: String },
+    /// Run `gen`'s probe passes again after [`Event::Unresponsive`].
+    Responsive { svc: usize, gen: u64 },
     /// The process of run `gen` exited (and its group has been cleaned up).
     Exited {
         svc: usize,
@@ -231,6 +235,22 @@ impl Core {
                     s.after_stop = AfterStop::Retry(error);
                 }
             }
+            Event::Unresponsive { svc, gen, error } => {
+                let s = &mut self.svcs[svc];
+                if s.gen == gen && s.running && s.state == ServiceState::Ready && !s.pending_stop {
+                    tracing::warn!(service = %self.specs[svc].name, "not answering: {error}");
+                    s.state = ServiceState::Unresponsive;
+                    s.reason = Some(format!("not answering: {error}"));
+                }
+            }
+            Event::Responsive { svc, gen } => {
+                let s = &mut self.svcs[svc];
+                if s.gen == gen && s.running && s.state == ServiceState::Unresponsive {
+                    tracing::info!(service = %self.specs[svc].name, "answering again");
+                    s.state = ServiceState::Ready;
+                    s.reason = None;
+                }
+            }
             Event::Exited { svc, gen, status } => {
                 if self.svcs[svc].gen == gen && self.svcs[svc].running {
                     self.exited(svc, status, now, &mut actions);
@@ -395,7 +415,7 @@ impl Core {
     fn mark_for_restart(&mut self, svc: usize) {
         let s = &mut self.svcs[svc];
         match s.state {
-            ServiceState::Starting | ServiceState::Ready => {
+            ServiceState::Starting | ServiceState::Ready | ServiceState::Unresponsive => {
                 s.pending_stop = true;
                 s.after_stop = AfterStop::Wait;
             }
@@ -428,7 +448,7 @@ impl Core {
                     s.state = ServiceState::Stopped;
                     s.timer_epoch += 1;
                 }
-                ServiceState::Starting | ServiceState::Ready => {
+                ServiceState::Starting | ServiceState::Ready | ServiceState::Unresponsive => {
                     s.pending_stop = true;
                     s.after_stop = AfterStop::Stay;
                 }

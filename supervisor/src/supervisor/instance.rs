@@ -1,6 +1,6 @@
-//! One run of one service: spawn it, log its output, run its readiness probe, stop it on
-//! request, clean up its process group, and report each step to the driver as core
-//! [`Event`]s tagged with the run's generation.
+//! One run of one service: spawn it, log its output, run its readiness probe (for displays,
+//! again and again while it runs), stop it on request, clean up its process group, and
+//! report each step to the driver as core [`Event`]s tagged with the run's generation.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::core::Event;
-use crate::output::{self, LogWatch, Stream};
+use crate::output::{self, LogBudget, LogWatch, Stream};
 use crate::process::{self, SpawnError};
 use crate::readiness;
 use crate::reaper::{ExitStatus, Reaper};
@@ -28,13 +28,15 @@ impl Instance {
     }
 }
 
-/// Spawns run `gen` of service `svc`. Errors are spawn failures (nothing was started).
+/// Spawns run `gen` of service `svc`, its output logged within the service's `budget` (kept
+/// across its runs). Errors are spawn failures (nothing was started).
 pub fn start(
     reaper: &Reaper,
     spec: Arc<ServiceSpec>,
     svc: usize,
     gen: u64,
     events: mpsc::UnboundedSender<Event>,
+    budget: Arc<LogBudget>,
 ) -> Result<Instance, SpawnError> {
     let spawned = process::spawn(reaper, &spec)?;
     let pid = spawned.pid;
@@ -51,10 +53,17 @@ pub fn start(
             Stream::Stdout,
             out,
             watch.clone(),
+            budget.clone(),
         ));
     }
     if let Some(err) = spawned.stderr {
-        tokio::spawn(output::pump(spec.name.clone(), Stream::Stderr, err, watch));
+        tokio::spawn(output::pump(
+            spec.name.clone(),
+            Stream::Stderr,
+            err,
+            watch,
+            budget,
+        ));
     }
     let stop = CancellationToken::new();
     tokio::spawn(run(
@@ -84,12 +93,16 @@ async fn run(
     // The reaper never drops a registered sender; if it did, deskd is ending anyway.
     let lost = ExitStatus::Signaled(nix::libc::SIGKILL);
     let mut status = None;
+    let mut keep_probing = false;
     tokio::select! {
         _ = stop.cancelled() => {}
         st = &mut exit => status = Some(st.unwrap_or(lost)),
         ready = readiness::wait_ready(&spec.ready, spec.ready_timeout, log_rx) => {
             let event = match ready {
-                Ok(()) => Event::Ready { svc, gen },
+                Ok(()) => {
+                    keep_probing = readiness::keeps_probing(&spec.ready);
+                    Event::Ready { svc, gen }
+                }
                 Err(err) => Event::NotReady { svc, gen, error: err.to_string() },
             };
             let _ = events.send(event);
@@ -104,8 +117,35 @@ async fn run(
                     .unwrap_or(lost)
             }
             st = &mut exit => st.unwrap_or(lost),
+            never = keep_checking(&spec, svc, gen, &events), if keep_probing => match never {},
         },
     };
     process::clean_group(pid, spec.stop_timeout).await;
     let _ = events.send(Event::Exited { svc, gen, status });
+}
+
+/// While a ready display service runs: its probe again every [`readiness::LIVENESS_PERIOD`],
+/// reporting when it stops and starts answering. Never returns.
+async fn keep_checking(
+    spec: &ServiceSpec,
+    svc: usize,
+    gen: u64,
+    events: &mpsc::UnboundedSender<Event>,
+) -> std::convert::Infallible {
+    let mut answering = true;
+    loop {
+        tokio::time::sleep(readiness::LIVENESS_PERIOD).await;
+        let check = readiness::check_once(&spec.ready, readiness::LIVENESS_TIMEOUT).await;
+        match (answering, check) {
+            (true, Err(error)) => {
+                answering = false;
+                let _ = events.send(Event::Unresponsive { svc, gen, error });
+            }
+            (false, Ok(())) => {
+                answering = true;
+                let _ = events.send(Event::Responsive { svc, gen });
+            }
+            _ => {}
+        }
+    }
 }

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::core::Outcome;
 use self::core::{Action, Core, Event};
+use crate::output::LogBudget;
 use crate::plan::Plan;
 use crate::reaper::Reaper;
 use crate::service::ServiceSpec;
@@ -48,6 +49,7 @@ pub async fn supervise(
     let shared: Vec<Arc<ServiceSpec>> = specs.iter().cloned().map(Arc::new).collect();
     let mut core = Core::new(specs, plan);
     let mut instances: Vec<Option<instance::Instance>> = shared.iter().map(|_| None).collect();
+    let budgets: Vec<_> = shared.iter().map(|_| LogBudget::new()).collect();
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let mut queue: VecDeque<Action> = core.start().into();
     let mut shutdown_seen = false;
@@ -63,6 +65,7 @@ pub async fn supervise(
                         svc,
                         gen,
                         events_tx.clone(),
+                        Arc::clone(&budgets[svc]),
                     );
                     let event = match spawned {
                         Ok(inst) => {

@@ -14,6 +14,9 @@ pub enum ServiceState {
     Starting,
     /// Readiness probe passed.
     Ready,
+    /// Was ready, but its probe (kept running for displays) stopped passing: the X server
+    /// does not answer. Not restarted for that; back to `ready` when the probe passes again.
+    Unresponsive,
     /// Exited; waiting out the restart backoff.
     Backoff,
     /// Being stopped (stop signal sent, waiting for exit or the stop timeout).
@@ -33,6 +36,7 @@ impl ServiceState {
             ServiceState::Waiting => "waiting",
             ServiceState::Starting => "starting",
             ServiceState::Ready => "ready",
+            ServiceState::Unresponsive => "unresponsive",
             ServiceState::Backoff => "backoff",
             ServiceState::Stopping => "stopping",
             ServiceState::Stopped => "stopped",
@@ -47,10 +51,11 @@ impl ServiceState {
     }
 
     /// Every state, for metrics that export one series per state.
-    pub const ALL: [ServiceState; 8] = [
+    pub const ALL: [ServiceState; 9] = [
         ServiceState::Waiting,
         ServiceState::Starting,
         ServiceState::Ready,
+        ServiceState::Unresponsive,
         ServiceState::Backoff,
         ServiceState::Stopping,
         ServiceState::Stopped,

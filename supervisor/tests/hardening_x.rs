@@ -1,0 +1,107 @@
+//! Issue 12 on a real Xvfb through deskd's real router: every X request has a deadline (a
+//! client holding a server grab gets each endpoint a clear `504`, not a hang).
+
+#[path = "common/agent_x.rs"]
+mod agent_x;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use agent_x::{Server, Xvfb, CONTROL_TOKEN};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::ConnectionExt as _;
+
+/// Sends a request on a raw connection and returns the connection (the answer unread).
+fn send_raw(server: &Server, method: &str, path: &str, body: &str) -> TcpStream {
+    let addr = server.base.trim_start_matches("http://");
+    let mut tcp = TcpStream::connect(addr).expect("connect");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {CONTROL_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).expect("send");
+    tcp
+}
+
+/// The status and body of the answer on `tcp` (read to its end, within `limit`).
+fn answer(mut tcp: TcpStream, limit: Duration) -> (u16, String) {
+    tcp.set_read_timeout(Some(limit)).expect("timeout");
+    let mut out = Vec::new();
+    let _ = tcp.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn pointer(server: &Server) -> (i64, i64) {
+    let (status, v) = server.get_json("/api/display");
+    assert_eq!(status, 200, "{v}");
+    (
+        v["pointer"]["x"].as_i64().unwrap_or(-1),
+        v["pointer"]["y"].as_i64().unwrap_or(-1),
+    )
+}
+
+/// Issue 12 item 5: while another client holds a server grab, every endpoint that needs the
+/// X server answers `504` naming what did not answer within a few seconds (the clipboard too,
+/// as documented), and everything works again once the grab ends.
+#[test]
+fn server_grab_gives_504_not_a_hang() {
+    let xvfb = Xvfb::start(640, 480);
+    let server = Server::start(&xvfb.display);
+    // Connections made before the grab, as an agent's would be.
+    assert_eq!(pointer(&server), (320, 240));
+    let r = server
+        .client()
+        .request("GET", "/api/screenshot", None)
+        .expect("screenshot");
+    assert_eq!(r.status, 200);
+
+    let (grabber, _) = x11rb::rust_connection::RustConnection::connect(Some(&xvfb.display))
+        .expect("grabbing client");
+    grabber
+        .grab_server()
+        .expect("grab")
+        .check()
+        .expect("grab ok");
+
+    let started = Instant::now();
+    let requests = [
+        ("GET", "/api/display", ""),
+        ("GET", "/api/screenshot", ""),
+        ("POST", "/api/input", r#"{"action":"move","x":5,"y":5}"#),
+        ("GET", "/api/clipboard", ""),
+        ("GET", "/api/windows", ""),
+    ];
+    let pending: Vec<_> = requests
+        .iter()
+        .map(|(m, p, b)| (*p, send_raw(&server, m, p, b)))
+        .collect();
+    for (path, tcp) in pending {
+        let (status, text) = answer(tcp, Duration::from_secs(30));
+        let took = started.elapsed();
+        println!("{path} during a server grab: {status} after {took:?}");
+        assert_eq!(status, 504, "{path}: {text}");
+        assert!(
+            text.contains("did not answer within 3s"),
+            "{path} names what did not answer: {text}"
+        );
+        assert!(took < Duration::from_secs(15), "{path} took {took:?}");
+    }
+
+    grabber.ungrab_server().expect("ungrab");
+    grabber.flush().expect("flush");
+    let (s, v) = server.get_json("/api/display");
+    assert_eq!(s, 200, "after the grab: {v}");
+    let (s, v) = server.input(r#"{"action":"move","x":7,"y":8}"#);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(pointer(&server), (7, 8));
+    let (s, v) = server.get_json("/api/clipboard");
+    assert_eq!(s, 200, "{v}");
+}
