@@ -1448,20 +1448,27 @@ async fn page_reaches_the_relay() {
         session.as_str().is_some_and(|s| s.starts_with("viewer-")),
         "neko session through the relay: {session}"
     );
-    // The still of the real X screen (deskd's /api/screenshot), at its size.
-    let still = tab
+    // A picture soon: deskd's still of its X screen (1280x720), or live video when that came
+    // first (the native stream, once WebRTC showed none), in which case the still is dropped.
+    let first = tab
         .wait_for(
-            "__deskdViewer.firstStill && [__deskdViewer.firstStill.perf, __deskdViewer.firstStill.width, __deskdViewer.firstStill.height]",
-            "the still from deskd",
+            "(__deskdViewer.firstStill || __deskdViewer.firstVideo) && [__deskdViewer.firstStill, __deskdViewer.firstVideo]",
+            "a first picture",
         )
         .await;
-    assert_eq!(
-        (still[1].clone(), still[2].clone()),
-        (json!(1280), json!(720))
-    );
+    let (still, video) = (&first[0], &first[1]);
+    if !still.is_null() {
+        assert_eq!(
+            (&still["width"], &still["height"]),
+            (&json!(1280), &json!(720))
+        );
+        if let (Some(s), Some(v)) = (still["perf"].as_f64(), video["perf"].as_f64()) {
+            assert!(s < v, "a still shown after live video: {first}");
+        }
+    }
     println!(
-        "still shown {:.0} ms after navigation started",
-        still[0].as_f64().unwrap_or(-1.0)
+        "first picture after navigation started: still {} ms, video {} ms (unoptimised build)",
+        still["perf"], video["perf"]
     );
 }
 
@@ -1943,7 +1950,6 @@ fn pattern_window(display: u32) -> agent_x::TestWindow {
 }
 
 #[test]
-#[ignore = "needs deskd's native stream server (branch `stream`); un-ignore once merged"]
 fn deskd_native_stream_without_neko_in_chromium() {
     runtime().block_on(deskd_native_stream());
 }

@@ -231,8 +231,12 @@ async fn write(
                     (Message::Binary(b), video, None)
                 }
                 Some(Out::Closed(reason)) => {
-                    tracing::debug!("native stream closed: {reason}");
-                    (close(CLOSE_RETRY, "display unavailable, retry"), false, Some("display gone"))
+                    // A close reason is at most 123 bytes.
+                    let mut text = format!("display unavailable, retry: {reason}");
+                    while text.len() > 123 {
+                        text.pop();
+                    }
+                    (close(CLOSE_RETRY, text), false, Some("display gone"))
                 }
                 None => (close(CLOSE_RETRY, "display unavailable, retry"), false, Some("stream ended")),
             },
