@@ -53,6 +53,9 @@
         "-F"
         pulseScript
       ];
+      # the socket opens once default.pa has made the null sinks; neko (audio = true) waits
+      # for this service to be ready
+      ready.unix = "/tmp/pulseaudio.socket";
       restart = "always";
     }
     {

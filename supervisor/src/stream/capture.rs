@@ -12,6 +12,7 @@ use std::ops::Range;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+use crate::desktop::xconn::XConn;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::damage::{self, ConnectionExt as _};
@@ -21,7 +22,6 @@ use x11rb::protocol::xproto::{
     self, ChangeWindowAttributesAux, ConnectionExt as _, EventMask, Window,
 };
 use x11rb::protocol::Event;
-use crate::desktop::xconn::XConn;
 
 use crate::desktop::screenshot::ShmSegment;
 use crate::desktop::DesktopError;
