@@ -38,9 +38,14 @@ const KEYBOARD_WARM_UP: Duration = Duration::from_millis(50);
 /// Slices a long pause is cut into, to notice a requester that has gone.
 const GONE_CHECK: Duration = Duration::from_millis(50);
 
-/// Runs `actions` in order; stops before the next action (or within a pause) once `gone()`
-/// says the requester has gone ([`DesktopError::Abandoned`]).
-pub(crate) fn run(
+/// Runs `actions` in order.
+pub(crate) fn run(s: &mut Session, actions: &[Action]) -> Result<(), DesktopError> {
+    run_unless(s, actions, &|| false)
+}
+
+/// [`run`] that stops before the next action (or within a pause) once `gone()` says the
+/// requester has gone ([`DesktopError::Abandoned`]).
+pub(crate) fn run_unless(
     s: &mut Session,
     actions: &[Action],
     gone: &dyn Fn() -> bool,

@@ -401,7 +401,7 @@ impl Desktop {
     /// every action in order through XTEST and waits until the X server has processed them.
     /// Nothing is sent when validation fails.
     pub fn input(&self, body: &[u8]) -> Result<InputSummary, DesktopError> {
-        self.input_unless(body, &|| false)
+        self.input_with(body, input::run)
     }
 
     /// [`Desktop::input`] that stops before the next action once `gone()` says the requester
@@ -411,11 +411,20 @@ impl Desktop {
         body: &[u8],
         gone: &dyn Fn() -> bool,
     ) -> Result<InputSummary, DesktopError> {
+        self.input_with(body, |s, actions| input::run_unless(s, actions, gone))
+    }
+
+    /// Parses `body` for the current screen and runs it with `run`, counting the request.
+    fn input_with(
+        &self,
+        body: &[u8],
+        run: impl FnOnce(&mut Session, &[actions::Action]) -> Result<(), DesktopError>,
+    ) -> Result<InputSummary, DesktopError> {
         let started = InProgress::new(&self.in_progress);
         let result = with_session(&self.session, &self.display, |s| {
             let (width, height) = s.screen_size()?;
             let actions = actions::parse(body, width, height, self.type_delay)?;
-            input::run(s, &actions, gone)?;
+            run(s, &actions)?;
             Ok(actions.len())
         })
         .map_err(|e| e.during("input"));
