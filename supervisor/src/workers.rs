@@ -3,8 +3,13 @@
 //! never waits behind another (input), none of it runs on tokio's blocking pool (or anywhere
 //! near supervision and its probes), and what does not fit is refused at once ([`Busy`]; the
 //! API answers `503` with `Retry-After`).
+//!
+//! Work whose requester has gone (the future awaiting it was dropped, e.g. the HTTP client
+//! closed its connection) is not started when its turn comes; a job that has started can ask
+//! [`Gone`] between its steps and stop.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +38,16 @@ pub enum LaneError {
     Failed(#[from] Failed),
 }
 
+/// Tells a running job whether its requester is still waiting.
+pub struct Gone<'a>(&'a dyn Fn() -> bool);
+
+impl Gone<'_> {
+    /// The requester has gone: stop at the next step.
+    pub fn now(&self) -> bool {
+        (self.0)()
+    }
+}
+
 type Task = Box<dyn FnOnce() + Send>;
 
 /// A fixed number of threads and a fixed-length queue for one kind of work.
@@ -41,6 +56,8 @@ pub struct Lane {
     threads: usize,
     queue: usize,
     tx: SyncSender<Task>,
+    /// Jobs skipped because their requester had gone.
+    skipped: Arc<AtomicU64>,
 }
 
 impl Lane {
@@ -74,18 +91,31 @@ impl Lane {
             threads: threads.max(1),
             queue,
             tx,
+            skipped: Arc::new(AtomicU64::new(0)),
         }
     }
 
+    /// Jobs not started because their requester had gone.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
     /// Runs `job` on this lane and waits for its result; refused at once when the queue is
-    /// full.
+    /// full. If the returned future is dropped before the job starts, the job never runs.
     pub async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce() -> T + Send + 'static,
+        job: impl FnOnce(&Gone<'_>) -> T + Send + 'static,
     ) -> Result<T, LaneError> {
         let (tx, rx) = oneshot::channel::<T>();
+        let skipped = self.skipped.clone();
         let task: Task = Box::new(move || {
-            let _ = tx.send(job());
+            if tx.is_closed() {
+                skipped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let gone = || tx.is_closed();
+            let out = job(&Gone(&gone));
+            let _ = tx.send(out);
         });
         match self.tx.try_send(task) {
             Ok(()) => {}
@@ -131,29 +161,44 @@ mod tests {
     use std::time::Duration;
 
     #[tokio::test]
-    async fn bounded() {
+    async fn bounded_and_abandoned_work_is_skipped() {
         let lane = Arc::new(Lane::new("test", 1, 2));
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let release_rx = Arc::new(Mutex::new(release_rx));
         // One running (blocked), two queued: the fourth is refused.
-        let mut waiting = Vec::new();
-        for i in 0..3 {
-            let (r, l) = (release_rx.clone(), lane.clone());
-            waiting.push(tokio::spawn(async move {
-                l.run(move || {
-                    if i == 0 {
-                        let _ = r.lock().unwrap().recv();
-                    }
-                    i
-                })
-                .await
-            }));
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(matches!(lane.run(|| 9).await, Err(LaneError::Busy(_))));
+        let r = release_rx.clone();
+        let l = lane.clone();
+        let first = tokio::spawn(async move {
+            l.run(move |_| {
+                let _ = r.lock().unwrap().recv();
+                1
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let ran = Arc::new(AtomicU64::new(0));
+        let r2 = ran.clone();
+        let l = lane.clone();
+        let abandoned = tokio::spawn(async move {
+            l.run(move |_| {
+                r2.fetch_add(1, Ordering::Relaxed);
+            })
+            .await
+        });
+        let l = lane.clone();
+        let kept = tokio::spawn(async move { l.run(|gone| gone.now()).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(matches!(lane.run(|_| ()).await, Err(LaneError::Busy(_))));
+        abandoned.abort();
+        let _ = abandoned.await;
         release_tx.send(()).unwrap();
-        for (i, w) in waiting.into_iter().enumerate() {
-            assert_eq!(w.await.unwrap().unwrap(), i);
-        }
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        assert!(!kept.await.unwrap().unwrap(), "its requester still waits");
+        assert_eq!(
+            ran.load(Ordering::Relaxed),
+            0,
+            "the abandoned job never ran"
+        );
+        assert_eq!(lane.skipped(), 1);
     }
 }

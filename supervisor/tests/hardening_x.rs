@@ -1,5 +1,6 @@
-//! Issue 12 on a real Xvfb through deskd's real router: every X request has a deadline (a
-//! client holding a server grab gets each endpoint a clear `504`, not a hang).
+//! Issue 12 on a real Xvfb through deskd's real router: work whose client has gone is not
+//! done (a queued input request, the rest of a running batch), and every X request has a
+//! deadline (a client holding a server grab gets each endpoint a clear `504`, not a hang).
 
 #[path = "common/agent_x.rs"]
 mod agent_x;
@@ -46,6 +47,63 @@ fn pointer(server: &Server) -> (i64, i64) {
         v["pointer"]["x"].as_i64().unwrap_or(-1),
         v["pointer"]["y"].as_i64().unwrap_or(-1),
     )
+}
+
+/// Issue 12 item 4: an input request queued behind a long one, whose client closed its
+/// connection while it waited, is never applied; a running batch whose client went away stops
+/// at its next action.
+#[test]
+fn abandoned_input_is_not_applied() {
+    let xvfb = Xvfb::start(640, 480);
+    let server = Server::start(&xvfb.display);
+    let (s, v) = server.input(r#"{"action":"move","x":10,"y":10}"#);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(pointer(&server), (10, 10));
+
+    // A long request holds the input lane; a move queued behind it is abandoned.
+    let long = send_raw(
+        &server,
+        "POST",
+        "/api/input",
+        r#"{"action":"wait","ms":1500}"#,
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let queued = send_raw(
+        &server,
+        "POST",
+        "/api/input",
+        r#"{"action":"move","x":100,"y":100}"#,
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    drop(queued);
+    let (status, text) = answer(long, Duration::from_secs(20));
+    assert_eq!(status, 200, "{text}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        pointer(&server),
+        (10, 10),
+        "the move of a client that had gone was applied"
+    );
+
+    // A batch whose client goes away during its wait does not run the rest.
+    let batch = send_raw(
+        &server,
+        "POST",
+        "/api/input",
+        r#"[{"action":"wait","ms":1000},{"action":"move","x":200,"y":200}]"#,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    drop(batch);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        pointer(&server),
+        (10, 10),
+        "the rest of a batch whose client had gone was run"
+    );
+    // Input still works afterwards.
+    let (s, v) = server.input(r#"{"action":"move","x":30,"y":40}"#);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(pointer(&server), (30, 40));
 }
 
 /// Issue 12 item 5: while another client holds a server grab, every endpoint that needs the

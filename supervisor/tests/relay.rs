@@ -312,6 +312,19 @@ async fn view_only_clients_cannot_control() {
             serde_json::json!({"width": 800, "height": 600, "rate": 30}),
         ),
         ("keyboard/map", serde_json::json!({"layout": "de"})),
+        // Off the allow list too (issue 12 item 6): neko writes system/logs to its log,
+        // forged text and all; chat, send/* and events neko may add later.
+        (
+            "system/logs",
+            serde_json::json!([{"level": "error", "fields": {},
+                "message": "x".repeat(64 << 10) + " deskd: all services stopped"}]),
+        ),
+        (
+            "send/broadcast",
+            serde_json::json!({"subject": "s", "body": "b"}),
+        ),
+        ("chat/message", serde_json::json!({"content": "hi"})),
+        ("some/new-event", serde_json::json!({})),
     ] {
         c.send(event(name, payload)).await.unwrap();
     }

@@ -35,14 +35,32 @@ const FOCUS_SETTLE: Duration = Duration::from_millis(50);
 /// How long the first key event of a connection is given to settle (see `warm_up_keyboard`).
 const KEYBOARD_WARM_UP: Duration = Duration::from_millis(50);
 
+/// Slices a long pause is cut into, to notice a requester that has gone.
+const GONE_CHECK: Duration = Duration::from_millis(50);
+
 /// Runs `actions` in order.
 pub(crate) fn run(s: &mut Session, actions: &[Action]) -> Result<(), DesktopError> {
+    run_unless(s, actions, &|| false)
+}
+
+/// [`run`] that stops before the next action (or within a pause) once `gone()` says the
+/// requester has gone ([`DesktopError::Abandoned`]).
+pub(crate) fn run_unless(
+    s: &mut Session,
+    actions: &[Action],
+    gone: &dyn Fn() -> bool,
+) -> Result<(), DesktopError> {
     let mut keymap: Option<Keymap> = None;
     let mut x = Xtest {
         s,
         batch: Vec::new(),
+        gone,
     };
     for action in actions {
+        if gone() {
+            x.s.conn.flush()?;
+            return Err(DesktopError::Abandoned);
+        }
         match action {
             Action::Move(p) => x.motion(*p)?,
             Action::Click { at, button, count } => {
@@ -141,6 +159,7 @@ struct Xtest<'s> {
     s: &'s mut Session,
     /// Spare keycodes bound since the last sync.
     batch: Vec<Keycode>,
+    gone: &'s dyn Fn() -> bool,
 }
 
 impl Xtest<'_> {
@@ -193,10 +212,17 @@ impl Xtest<'_> {
     /// before it.
     fn pause(&mut self, d: Duration) -> Result<(), DesktopError> {
         self.s.conn.flush()?;
-        if !d.is_zero() {
-            thread::sleep(d);
+        let end = Instant::now() + d;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            if (self.gone)() {
+                return Err(DesktopError::Abandoned);
+            }
+            thread::sleep(left.min(GONE_CHECK));
         }
-        Ok(())
     }
 
     fn drag(&mut self, from: Point, to: Point, button: Button) -> Result<(), DesktopError> {

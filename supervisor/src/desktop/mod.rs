@@ -67,6 +67,9 @@ pub enum DesktopError {
     /// holds a server grab): 504. The connection is dropped and made again next time.
     #[error("{0}")]
     NoAnswer(String),
+    /// The requester went away; the rest of the work was not done (nobody reads this).
+    #[error("the client went away; the remaining actions were not run")]
+    Abandoned,
     /// Encoding the image failed: 500.
     #[error("encoding failed: {0}")]
     Encode(String),
@@ -398,11 +401,30 @@ impl Desktop {
     /// every action in order through XTEST and waits until the X server has processed them.
     /// Nothing is sent when validation fails.
     pub fn input(&self, body: &[u8]) -> Result<InputSummary, DesktopError> {
+        self.input_with(body, input::run)
+    }
+
+    /// [`Desktop::input`] that stops before the next action once `gone()` says the requester
+    /// has gone ([`DesktopError::Abandoned`]): actions already sent stay sent.
+    pub fn input_unless(
+        &self,
+        body: &[u8],
+        gone: &dyn Fn() -> bool,
+    ) -> Result<InputSummary, DesktopError> {
+        self.input_with(body, |s, actions| input::run_unless(s, actions, gone))
+    }
+
+    /// Parses `body` for the current screen and runs it with `run`, counting the request.
+    fn input_with(
+        &self,
+        body: &[u8],
+        run: impl FnOnce(&mut Session, &[actions::Action]) -> Result<(), DesktopError>,
+    ) -> Result<InputSummary, DesktopError> {
         let started = InProgress::new(&self.in_progress);
         let result = with_session(&self.session, &self.display, |s| {
             let (width, height) = s.screen_size()?;
             let actions = actions::parse(body, width, height, self.type_delay)?;
-            input::run(s, &actions)?;
+            run(s, &actions)?;
             Ok(actions.len())
         })
         .map_err(|e| e.during("input"));

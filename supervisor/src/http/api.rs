@@ -3,7 +3,9 @@
 //! [`Desktop`] call on the desktop's worker lane for that kind of work ([`Work`]: screenshots,
 //! input, queries each have their own bounded threads and queue; never tokio's blocking pool),
 //! maps [`DesktopError`] to a status with `{"error": "..."}`. A full lane answers `503` with
-//! `Retry-After`.
+//! `Retry-After`; a request whose client has gone is not started (and an input batch stops at
+//! its next action): the handler's future is dropped when the connection closes, and the lane
+//! sees it.
 //!
 //! Access: the router's auth layer already requires a token on every route here and refuses
 //! the view token on every method but GET/HEAD, so `POST /api/input`, `POST /api/clipboard`
@@ -24,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::RequireControl;
 use super::AppState;
 use crate::desktop::{Desktop, DesktopError, ScreenshotRequest, Work};
-use crate::workers::LaneError;
+use crate::workers::{Gone, LaneError};
 
 /// Largest `POST /api/input` body (axum's default): 1000 actions or a 100000-character
 /// `type` fit easily.
@@ -72,7 +74,9 @@ impl IntoResponse for ApiError {
 impl From<DesktopError> for ApiError {
     fn from(e: DesktopError) -> Self {
         let status = match &e {
-            DesktopError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            DesktopError::Unavailable(_) | DesktopError::Abandoned => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             DesktopError::BadRequest(_) => StatusCode::BAD_REQUEST,
             DesktopError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             DesktopError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -80,7 +84,7 @@ impl From<DesktopError> for ApiError {
             DesktopError::Timeout(_) | DesktopError::NoAnswer(_) => StatusCode::GATEWAY_TIMEOUT,
             DesktopError::Encode(_) | DesktopError::X11(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(e, DesktopError::Abandoned) {
             tracing::warn!(error = %e, "agent API request failed");
         }
         ApiError(status, e.to_string())
@@ -92,11 +96,12 @@ fn json<T: Serialize>(value: T) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Json(value)).into_response()
 }
 
-/// Runs a blocking desktop call on the desktop's lane for `work`.
+/// Runs a blocking desktop call on the desktop's lane for `work`; `f` may ask [`Gone`]
+/// whether the client is still there.
 async fn blocking<T: Send + 'static>(
     state: &AppState,
     work: Work,
-    f: impl FnOnce(&Desktop) -> Result<T, DesktopError> + Send + 'static,
+    f: impl FnOnce(&Desktop, &Gone<'_>) -> Result<T, DesktopError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let Some(desktop) = state.desktop.clone() else {
         return Err(ApiError(
@@ -106,7 +111,11 @@ async fn blocking<T: Send + 'static>(
     };
     let desktop: Arc<Desktop> = desktop;
     let lane_desktop = desktop.clone();
-    match desktop.lane(work).run(move || f(&lane_desktop)).await {
+    match desktop
+        .lane(work)
+        .run(move |gone| f(&lane_desktop, gone))
+        .await
+    {
         Ok(result) => result.map_err(ApiError::from),
         Err(LaneError::Busy(busy)) => {
             Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()))
@@ -123,7 +132,7 @@ async fn blocking<T: Send + 'static>(
 
 async fn display(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(json(
-        blocking(&state, Work::Query, |d| d.display_info()).await?,
+        blocking(&state, Work::Query, |d, _| d.display_info()).await?,
     ))
 }
 
@@ -133,7 +142,7 @@ async fn screenshot(
 ) -> Result<Response, ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let req = ScreenshotRequest::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let shot = blocking(&state, Work::Screenshot, move |d| d.screenshot(&req)).await?;
+    let shot = blocking(&state, Work::Screenshot, move |d, _| d.screenshot(&req)).await?;
     Ok((
         [
             (header::CONTENT_TYPE, shot.format.content_type()),
@@ -167,7 +176,10 @@ async fn input(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| body_error(e, MAX_INPUT_BODY))?;
     Ok(json(
-        blocking(&state, Work::Input, move |d| d.input(&body)).await?,
+        blocking(&state, Work::Input, move |d, gone| {
+            d.input_unless(&body, &|| gone.now())
+        })
+        .await?,
     ))
 }
 
@@ -181,7 +193,7 @@ async fn clipboard_get(
     _control: RequireControl,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
-    let text = blocking(&state, Work::Query, |d| d.clipboard_get()).await?;
+    let text = blocking(&state, Work::Query, |d, _| d.clipboard_get()).await?;
     Ok(json(ClipboardText { text }))
 }
 
@@ -204,12 +216,12 @@ async fn clipboard_set(
             format!("body must be {{\"text\": \"...\"}}: {e}"),
         )
     })?;
-    blocking(&state, Work::Query, move |d| d.clipboard_set(text)).await?;
+    blocking(&state, Work::Query, move |d, _| d.clipboard_set(text)).await?;
     Ok(json(serde_json::json!({ "ok": true })))
 }
 
 async fn windows(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let windows = blocking(&state, Work::Query, |d| d.windows()).await?;
+    let windows = blocking(&state, Work::Query, |d, _| d.windows()).await?;
     Ok(json(serde_json::json!({ "windows": windows })))
 }
 
@@ -231,7 +243,7 @@ async fn focus(
             format!("window id `{id}` is not a number (decimal or 0x hex)"),
         ));
     };
-    blocking(&state, Work::Input, move |d| d.focus_window(id)).await?;
+    blocking(&state, Work::Input, move |d, _| d.focus_window(id)).await?;
     Ok(json(serde_json::json!({ "ok": true, "id": id })))
 }
 

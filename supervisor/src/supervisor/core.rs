@@ -616,6 +616,54 @@ mod tests {
     const KILLED: ExitStatus = ExitStatus::Signaled(9);
 
     #[test]
+    fn unresponsive_display_is_not_up_and_not_restarted() {
+        let mut display = spec("display", &[]);
+        display.critical = true;
+        let (mut t, _) = T::new(vec![display, spec("wm", &["display"])]);
+        t.spawned(0);
+        assert_eq!(t.ready(0), [Action::Spawn { svc: 1 }]);
+        t.spawned(1);
+        t.ready(1);
+        let gen = t.core.generation(0);
+        // A stale run's report changes nothing.
+        assert_eq!(
+            t.ev(Event::Unresponsive {
+                svc: 0,
+                gen: gen + 1,
+                error: "x".into()
+            }),
+            []
+        );
+        assert_eq!(t.state(0), ServiceState::Ready);
+        let a = t.ev(Event::Unresponsive {
+            svc: 0,
+            gen,
+            error: "X11 handshake did not answer within 3s".into(),
+        });
+        assert_eq!(a, [], "neither it nor its dependents are stopped");
+        assert_eq!(t.state(0), ServiceState::Unresponsive);
+        assert_eq!(t.state(1), ServiceState::Ready);
+        let snap = t.core.snapshot();
+        let not_ready = snap.not_ready_critical();
+        assert_eq!(not_ready.len(), 1);
+        assert!(not_ready[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("not answering"));
+        assert_eq!(t.ev(Event::Responsive { svc: 0, gen }), []);
+        assert_eq!(t.state(0), ServiceState::Ready);
+        assert!(t.core.snapshot().not_ready_critical().is_empty());
+        // An exit while unresponsive restarts as any exit does.
+        t.ev(Event::Unresponsive {
+            svc: 0,
+            gen,
+            error: "again".into(),
+        });
+        assert!(!t.exit(0, KILLED).is_empty());
+    }
+
+    #[test]
     fn starts_in_order_gated_on_readiness_and_in_parallel() {
         let (mut t, a) = T::new(vec![
             spec("display", &[]),
