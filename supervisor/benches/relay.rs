@@ -137,6 +137,7 @@ fn serve_relay(neko: String) {
             metrics: Arc::new(deskd::metrics::Metrics::new()),
             relay: Some(Arc::new(RelaySettings::new(neko, "api", &http))),
             desktop: None,
+            stream: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

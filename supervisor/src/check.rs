@@ -73,6 +73,16 @@ pub fn plan_text(settings: &Settings) -> Result<String, Vec<String>> {
         );
     }
     let _ = writeln!(out, "http listen {}", settings.http.listen);
+    let st = &settings.stream;
+    if st.enabled {
+        let _ = writeln!(
+            out,
+            "stream /stream/ws on: H.264 at most {} fps, {} kbit/s",
+            st.max_fps, st.bitrate_kbps
+        );
+    } else {
+        let _ = writeln!(out, "stream /stream/ws off");
+    }
     let _ = writeln!(out, "start order:");
     for (n, &i) in plan.start_order().iter().enumerate() {
         let s = &services[i];

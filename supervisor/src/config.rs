@@ -4,7 +4,8 @@
 //! early that a program or user is missing.
 //!
 //! The pieces: [`source`](self) (texts and lines), `reader` (one table, key by key), `values`
-//! (durations, signals, sizes...), `sections` (`[display]`, `[http]`, `[neko]`, `[api]`),
+//! (durations, signals, sizes...), `sections` (`[display]`, `[http]`, `[neko]`, `[api]`,
+//! `[stream]`),
 //! `services` (`[[service]]`), `validate` (checks across everything). The reference for users
 //! is `docs/config.md`.
 
@@ -53,6 +54,8 @@ pub struct Settings {
     /// neko as the service `neko`, if configured (needs `display`).
     pub neko: Option<NekoSettings>,
     pub api: ApiSettings,
+    /// `[stream]`: the native stream; `enabled` is false without a `[display]`.
+    pub stream: StreamSettings,
     /// User services from `[[service]]` tables plus the main command, in file order.
     /// The built-in `display` and `neko` services are *not* in here; see [`Settings::all_services`].
     pub services: Vec<ServiceSpec>,
@@ -192,6 +195,27 @@ impl Default for ApiSettings {
         ApiSettings {
             enabled: true,
             type_delay: Duration::from_millis(0),
+        }
+    }
+}
+
+/// `[stream]`: deskd's own stream of the display over `/stream/ws`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// On by default when a `[display]` exists.
+    pub enabled: bool,
+    /// Frame-rate cap (frames are only encoded when the screen changed).
+    pub max_fps: u32,
+    /// Target bit rate while the screen changes continuously, kbit/s.
+    pub bitrate_kbps: u32,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            enabled: true,
+            max_fps: 60,
+            bitrate_kbps: 8000,
         }
     }
 }
@@ -356,6 +380,7 @@ fn resolve(sources: &[Source], main: &[String], errs: &mut Errors) -> Settings {
     let mut http_sec = MergedSection::default();
     let mut neko_sec = MergedSection::default();
     let mut api_sec = MergedSection::default();
+    let mut stream_sec = MergedSection::default();
     let mut parsed: Vec<ParsedService> = Vec::new();
     let mut service_count = 0usize;
     for (src, doc) in &docs {
@@ -366,6 +391,7 @@ fn resolve(sources: &[Source], main: &[String], errs: &mut Errors) -> Settings {
                 "http" => Some(&mut http_sec),
                 "neko" => Some(&mut neko_sec),
                 "api" => Some(&mut api_sec),
+                "stream" => Some(&mut stream_sec),
                 _ => None,
             };
             match (section, value.get_ref()) {
@@ -406,7 +432,7 @@ fn resolve(sources: &[Source], main: &[String], errs: &mut Errors) -> Settings {
                 (None, _) => errs.key(
                     &src.loc(&key.span()),
                     name,
-                    "unknown section (expected one of: api, display, http, neko, service)",
+                    "unknown section (expected one of: api, display, http, neko, service, stream)",
                 ),
             }
         }
@@ -441,6 +467,17 @@ fn resolve(sources: &[Source], main: &[String], errs: &mut Errors) -> Settings {
         }
         None => ApiSettings::default(),
     };
+    let mut stream = match stream_sec.table("stream") {
+        Some(mut t) => {
+            let st = sections::stream(&mut t, errs);
+            t.finish(errs);
+            st
+        }
+        None => StreamSettings::default(),
+    };
+    // Nothing to stream without a display (and no error: `[stream]` may come from a shared
+    // base file).
+    stream.enabled &= display.is_some();
     if let (Some(_), None, Some(at)) = (&neko, &display, &neko_at) {
         errs.key(
             at,
@@ -535,6 +572,7 @@ fn resolve(sources: &[Source], main: &[String], errs: &mut Errors) -> Settings {
         http: http.settings,
         neko: neko.map(|n| n.settings),
         api,
+        stream,
         services: services.into_iter().map(|s| s.spec).collect(),
         sources: sources.iter().map(|s| PathBuf::from(&*s.name)).collect(),
     }

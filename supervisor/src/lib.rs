@@ -13,6 +13,7 @@
 //! - [`display`], [`neko`]: built-in services derived from `[display]` and `[neko]`.
 //! - [`http`]: the one HTTP port: viewer, signaling relay, health, metrics, agent API.
 //! - [`desktop`]: direct X11 access for the agent API (screenshots, input, clipboard, windows).
+//! - [`stream`]: the native stream: capture, H.264 encode once per display, viewers, input.
 //! - [`app`]: wires config, supervisor and HTTP together for `deskd run`.
 
 pub mod app;
@@ -33,4 +34,5 @@ pub mod reaper;
 pub mod service;
 pub mod signals;
 pub mod single;
+pub mod stream;
 pub mod supervisor;

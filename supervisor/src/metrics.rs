@@ -1,4 +1,4 @@
-//! Counters fed by the relay and the HTTP layer, rendered with the supervisor's snapshot in
+//! Counters fed by the relay, the native stream and the HTTP layer, rendered with the supervisor's snapshot in
 //! Prometheus text format. Never drives behaviour.
 //!
 //! Everything is a relaxed atomic: the figures are for humans and scrapers, nothing reads
@@ -80,6 +80,36 @@ pub struct Metrics {
     dropped_view_only: AtomicU64,
     refusals: [AtomicU64; Refusal::ALL.len()],
     http_requests: AtomicU64,
+    stream: StreamCounters,
+}
+
+/// The native stream's counters (`deskd_stream_*`, `transport="ws"`).
+#[derive(Default)]
+struct StreamCounters {
+    viewers: AtomicU64,
+    viewers_total: AtomicU64,
+    /// Encoded frames: [delta, key].
+    encoded: [AtomicU64; 2],
+    encoded_bytes: AtomicU64,
+    encode_us: AtomicU64,
+    /// Video frames written to viewers' sockets (one per viewer per frame).
+    frames_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    /// Frames a slow viewer skipped.
+    dropped: AtomicU64,
+    /// Input messages refused (view-only clients).
+    refused: AtomicU64,
+}
+
+/// Decrements the native-viewer gauge when dropped.
+pub struct StreamViewerGuard<'a> {
+    metrics: &'a Metrics,
+}
+
+impl Drop for StreamViewerGuard<'_> {
+    fn drop(&mut self) {
+        self.metrics.stream.viewers.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Decrements the open-relay gauge when dropped, so a panicking or cancelled relay task
@@ -123,6 +153,49 @@ impl Metrics {
 
     pub fn http_request(&self) {
         self.http_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a native-stream viewer as connected until the guard is dropped.
+    pub fn stream_viewer_opened(&self) -> StreamViewerGuard<'_> {
+        self.stream.viewers.fetch_add(1, Ordering::Relaxed);
+        self.stream.viewers_total.fetch_add(1, Ordering::Relaxed);
+        StreamViewerGuard { metrics: self }
+    }
+
+    /// One frame encoded in `took`, `bytes` long.
+    pub fn stream_encoded(&self, key: bool, took: std::time::Duration, bytes: usize) {
+        let s = &self.stream;
+        s.encoded[usize::from(key)].fetch_add(1, Ordering::Relaxed);
+        s.encoded_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        s.encode_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// One message of `bytes` written to a native viewer; `video` if it was a video frame.
+    pub fn stream_sent(&self, video: bool, bytes: usize) {
+        if video {
+            self.stream.frames_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stream
+            .bytes_sent
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn stream_dropped(&self) {
+        self.stream.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stream_refused(&self) {
+        self.stream.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Frames encoded since start (key and delta).
+    pub fn stream_frames_encoded(&self) -> u64 {
+        self.stream
+            .encoded
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Relays open right now.
@@ -298,6 +371,7 @@ impl Metrics {
                 load(&self.refusals[why.index()])
             );
         }
+        self.render_stream(&mut out);
         header(
             &mut out,
             "deskd_http_requests_total",
@@ -310,6 +384,122 @@ impl Metrics {
             load(&self.http_requests)
         );
         out
+    }
+}
+
+impl Metrics {
+    fn render_stream(&self, out: &mut String) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let s = &self.stream;
+        header(
+            out,
+            "deskd_viewers",
+            "gauge",
+            "Viewers connected now, by transport.",
+        );
+        let _ = writeln!(
+            out,
+            "deskd_viewers{{transport=\"ws\"}} {}",
+            load(&s.viewers)
+        );
+        let _ = writeln!(
+            out,
+            "deskd_viewers{{transport=\"webrtc\"}} {}",
+            load(&self.relay_current)
+        );
+        header(
+            out,
+            "deskd_viewers_total",
+            "counter",
+            "Viewers connected since start, by transport.",
+        );
+        let _ = writeln!(
+            out,
+            "deskd_viewers_total{{transport=\"ws\"}} {}",
+            load(&s.viewers_total)
+        );
+        let _ = writeln!(
+            out,
+            "deskd_viewers_total{{transport=\"webrtc\"}} {}",
+            load(&self.relay_total)
+        );
+        header(
+            out,
+            "deskd_stream_frames_encoded_total",
+            "counter",
+            "Frames the native stream encoded (once for all viewers), by kind.",
+        );
+        for (i, kind) in ["delta", "key"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "deskd_stream_frames_encoded_total{{kind=\"{kind}\"}} {}",
+                load(&s.encoded[i])
+            );
+        }
+        header(
+            out,
+            "deskd_stream_encoded_bytes_total",
+            "counter",
+            "H.264 bytes encoded.",
+        );
+        let _ = writeln!(
+            out,
+            "deskd_stream_encoded_bytes_total {}",
+            load(&s.encoded_bytes)
+        );
+        header(
+            out,
+            "deskd_stream_encode_seconds",
+            "summary",
+            "Time spent encoding frames.",
+        );
+        let _ = writeln!(
+            out,
+            "deskd_stream_encode_seconds_sum {:.6}",
+            load(&s.encode_us) as f64 / 1e6
+        );
+        let count: u64 = s.encoded.iter().map(load).sum();
+        let _ = writeln!(out, "deskd_stream_encode_seconds_count {count}");
+        header(
+            out,
+            "deskd_stream_frames_sent_total",
+            "counter",
+            "Video frames written to viewers (one per viewer and frame), by transport.",
+        );
+        let _ = writeln!(
+            out,
+            "deskd_stream_frames_sent_total{{transport=\"ws\"}} {}",
+            load(&s.frames_sent)
+        );
+        header(
+            out,
+            "deskd_stream_bytes_sent_total",
+            "counter",
+            "Bytes of stream messages written to viewers, by transport.",
+        );
+        let _ = writeln!(
+            out,
+            "deskd_stream_bytes_sent_total{{transport=\"ws\"}} {}",
+            load(&s.bytes_sent)
+        );
+        header(
+            out,
+            "deskd_stream_frames_dropped_total",
+            "counter",
+            "Frames not sent to a viewer that could not keep up (it skips to the next key frame).",
+        );
+        let _ = writeln!(
+            out,
+            "deskd_stream_frames_dropped_total {}",
+            load(&s.dropped)
+        );
+        header(
+            out,
+            "deskd_stream_refused_total",
+            "counter",
+            "Input messages refused (view-only clients may only ping and ask for key frames).",
+        );
+        let _ = writeln!(out, "deskd_stream_refused_total {}", load(&s.refused));
     }
 }
 
@@ -368,6 +558,21 @@ mod tests {
         assert!(text.contains("deskd_relay_frames_total{direction=\"to_browser\"} 2"));
         assert!(text.contains("deskd_relay_bytes_total{direction=\"to_browser\"} 10"));
         assert!(text.contains("deskd_refusals_total{reason=\"too_many_clients\"} 1"));
+        m.stream_encoded(true, std::time::Duration::from_millis(5), 100);
+        m.stream_encoded(false, std::time::Duration::from_millis(1), 10);
+        m.stream_sent(true, 118);
+        m.stream_refused();
+        let viewer = m.stream_viewer_opened();
+        let text = m.render(&snap);
+        assert!(text.contains("deskd_stream_frames_encoded_total{kind=\"key\"} 1"));
+        assert!(text.contains("deskd_stream_encode_seconds_sum 0.006000"));
+        assert!(text.contains("deskd_stream_encode_seconds_count 2"));
+        assert!(text.contains("deskd_stream_frames_sent_total{transport=\"ws\"} 1"));
+        assert!(text.contains("deskd_stream_bytes_sent_total{transport=\"ws\"} 118"));
+        assert!(text.contains("deskd_viewers{transport=\"ws\"} 1"));
+        assert!(text.contains("deskd_viewers{transport=\"webrtc\"} 1"));
+        assert!(text.contains("deskd_stream_refused_total 1"));
+        drop(viewer);
         drop(guard);
         assert!(m.render(&snap).contains("deskd_relay_connections 0"));
         assert_eq!(m.relay_total(), 1);

@@ -1,4 +1,4 @@
-//! The singleton sections `[display]`, `[http]`, `[neko]` and `[api]`: merged key by key across
+//! The singleton sections `[display]`, `[http]`, `[neko]`, `[api]` and `[stream]`: merged key by key across
 //! files before they get here, read into their resolved settings with defaults applied.
 
 use std::net::SocketAddr;
@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use super::reader::{Table, Val};
 use super::source::{Errors, Loc};
 use super::values;
-use super::{ApiSettings, DisplaySettings, HttpSettings, IceServer, NekoSettings};
+use super::{ApiSettings, DisplaySettings, HttpSettings, IceServer, NekoSettings, StreamSettings};
 
 /// Defaults of `[display]`.
 pub(crate) const DEFAULT_DISPLAY_NUMBER: u32 = 99;
@@ -315,6 +315,37 @@ pub(crate) fn api(t: &mut Table<'_>, errs: &mut Errors) -> ApiSettings {
         }
     }) {
         s.type_delay = d.v;
+    }
+    s
+}
+
+/// Bounds of `[stream]`.
+pub(crate) const STREAM_FPS: std::ops::RangeInclusive<u32> = 1..=120;
+pub(crate) const STREAM_KBPS: std::ops::RangeInclusive<u32> = 100..=100_000;
+
+pub(crate) fn stream(t: &mut Table<'_>, errs: &mut Errors) -> StreamSettings {
+    let mut s = StreamSettings::default();
+    if let Some(e) = t.get::<bool>("enabled", errs) {
+        s.enabled = e.v;
+    }
+    let in_range = |what: &'static str, r: std::ops::RangeInclusive<u32>| {
+        move |n: u32| {
+            if r.contains(&n) {
+                Ok(n)
+            } else {
+                Err(format!(
+                    "{what} {n} out of range {}..={}",
+                    r.start(),
+                    r.end()
+                ))
+            }
+        }
+    };
+    if let Some(f) = t.parse("max_fps", errs, in_range("max_fps", STREAM_FPS)) {
+        s.max_fps = f.v;
+    }
+    if let Some(b) = t.parse("bitrate_kbps", errs, in_range("bitrate_kbps", STREAM_KBPS)) {
+        s.bitrate_kbps = b.v;
     }
     s
 }

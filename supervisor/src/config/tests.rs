@@ -631,3 +631,37 @@ fn type_delay_is_at_most_the_per_request_limit() {
     let s = ok(&[("a.toml", "[api]\ntype_delay = \"1s\"\n")]);
     assert_eq!(s.api.type_delay, Duration::from_secs(1));
 }
+
+#[test]
+fn stream_section() {
+    let s = ok(&[("a.toml", "[display]\nnumber = 7\n")]);
+    assert_eq!(s.stream, crate::config::StreamSettings::default());
+    assert!(s.stream.enabled);
+    let s = ok(&[(
+        "a.toml",
+        "[display]\nnumber = 7\n[stream]\nmax_fps = 30\nbitrate_kbps = 2000\n",
+    )]);
+    assert_eq!((s.stream.max_fps, s.stream.bitrate_kbps), (30, 2000));
+    let s = ok(&[("a.toml", "[stream]\nenabled = true\n")]);
+    assert!(!s.stream.enabled, "no display, nothing to stream");
+    let s = ok(&[("a.toml", "[display]\n[stream]\nenabled = false\n")]);
+    assert!(!s.stream.enabled);
+    let errs = errors(&[(
+        "a.toml",
+        "[display]\n[stream]\nmax_fps = 0\nbitrate_kbps = 5\nenabled = 1\nfps = 3\n",
+    )]);
+    assert!(
+        has(&errs, "a.toml:3: stream.max_fps: ", "out of range 1..=120"),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            &errs,
+            "a.toml:4: stream.bitrate_kbps: ",
+            "out of range 100..=100000"
+        ),
+        "{errs:#?}"
+    );
+    assert!(has(&errs, "a.toml:5: stream.enabled: ", ""), "{errs:#?}");
+    assert!(has(&errs, "a.toml:6: stream.fps: ", ""), "{errs:#?}");
+}

@@ -178,7 +178,7 @@ pub(crate) fn connect(display: &str) -> Result<(RustConnection, Screen), Desktop
 }
 
 impl Session {
-    fn connect(display: &str) -> Result<Session, DesktopError> {
+    pub(crate) fn connect(display: &str) -> Result<Session, DesktopError> {
         let (conn, screen) = connect(display)?;
         let (root, root_depth) = (screen.root, screen.root_depth);
         Ok(Session {

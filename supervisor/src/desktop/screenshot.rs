@@ -176,9 +176,10 @@ pub struct Screenshot {
     pub bytes: Vec<u8>,
 }
 
-/// A MIT-SHM segment: a memfd mapped here and attached by the X server.
-struct ShmSegment {
-    seg: u32,
+/// A MIT-SHM segment: a memfd mapped here and attached by the X server. Also the native
+/// stream's frame buffer (`stream::capture`).
+pub(crate) struct ShmSegment {
+    pub(crate) seg: u32,
     ptr: NonNull<std::ffi::c_void>,
     len: usize,
 }
@@ -188,7 +189,7 @@ struct ShmSegment {
 unsafe impl Send for ShmSegment {}
 
 impl ShmSegment {
-    fn create(conn: &RustConnection, len: usize) -> Result<ShmSegment, String> {
+    pub(crate) fn create(conn: &RustConnection, len: usize) -> Result<ShmSegment, String> {
         let fd: OwnedFd = memfd_create(c"deskd-screenshot", MFdFlags::MFD_CLOEXEC)
             .map_err(|e| format!("memfd_create: {e}"))?;
         nix::unistd::ftruncate(&fd, len as i64).map_err(|e| format!("ftruncate: {e}"))?;
@@ -214,7 +215,7 @@ impl ShmSegment {
         Ok(segment)
     }
 
-    fn bytes(&self, len: usize) -> &[u8] {
+    pub(crate) fn bytes(&self, len: usize) -> &[u8] {
         // SAFETY: ptr maps self.len bytes for as long as self lives; len is clamped.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<u8>(), len.min(self.len)) }
     }
@@ -377,7 +378,7 @@ impl Capturer {
     }
 
     fn capture_shm(&mut self, r: Region, len: usize, full: usize) -> Result<Rgb, DesktopError> {
-        if self.shm.as_ref().map_or(true, |s| s.len < len) {
+        if self.shm.as_ref().is_none_or(|s| s.len < len) {
             if let Some(old) = self.shm.take() {
                 self.conn.shm_detach(old.seg)?;
             }

@@ -1,6 +1,7 @@
 //! The one HTTP port: the router and its shared state. The only module tree that imports axum.
 //!
-//! Routes: `/` and assets ([`viewer`]), `/stream/signaling` ([`relay`]), `/healthz`,
+//! Routes: `/` and assets ([`viewer`]), `/stream/signaling` ([`relay`]), `/stream/ws` and
+//! `/api/session` ([`stream_ws`]), `/healthz`,
 //! `/readyz`, `/metrics`, `/api/services` (here), `/api/*` for agents ([`api`]). Access
 //! control is [`auth`]: every route except `/healthz` and `/readyz` sits behind
 //! [`auth::require`], so handlers merged from [`viewer`] and [`api`] are protected without
@@ -10,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod neko_api;
 pub mod relay;
+pub mod stream_ws;
 pub mod viewer;
 
 use std::sync::Arc;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub relay: Option<Arc<relay::RelaySettings>>,
     /// Direct X11 access for the agent API; `None` when there is no display.
     pub desktop: Option<Arc<crate::desktop::Desktop>>,
+    /// The native stream (`/stream/ws`); `None` when off or there is no display.
+    pub stream: Option<Arc<stream_ws::NativeStream>>,
 }
 
 /// The whole application router.
@@ -49,6 +53,7 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .merge(viewer::routes())
         .merge(relay::routes())
+        .merge(stream_ws::routes())
         .merge(api::routes())
         .route("/metrics", get(metrics))
         .route("/api/services", get(services))
@@ -101,6 +106,7 @@ pub async fn serve_with_limits(
     limits: ServeLimits,
 ) -> std::io::Result<()> {
     let relay = state.relay.clone();
+    let stream = state.stream.clone();
     let app = router(state);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
@@ -150,6 +156,9 @@ pub async fn serve_with_limits(
     if let Some(r) = relay {
         r.close_all();
     }
+    if let Some(s) = stream {
+        s.stream.close_all();
+    }
     connections.close();
     connections.wait().await;
     Ok(())
@@ -185,12 +194,31 @@ pub async fn start(
         ))),
         _ => None,
     };
+    let metrics = Arc::new(Metrics::new());
+    let stream = match &settings.display {
+        Some(d) if settings.stream.enabled => {
+            let slots = relay.as_ref().map_or_else(
+                || Arc::new(relay::ClientSlots::new(settings.http.max_clients)),
+                |r| r.client_slots(),
+            );
+            let stream = crate::stream::Stream::new(
+                &d.display_name(),
+                &settings.stream,
+                settings.api.type_delay,
+                metrics.clone(),
+            )
+            .map_err(|e| format!("native stream: {e}"))?;
+            Some(Arc::new(stream_ws::NativeStream { stream, slots }))
+        }
+        _ => None,
+    };
     let state = AppState {
         auth: Arc::new(auth),
         status,
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         relay,
         desktop,
+        stream,
     };
     state.auth.announce(local);
     let token_file = std::path::Path::new(crate::ctl::DEFAULT_TOKEN_FILE);

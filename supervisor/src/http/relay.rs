@@ -93,9 +93,8 @@ pub struct RelaySettings {
     pub stall_timeout: Duration,
     /// Deadline for each neko API call and for opening neko's WebSocket.
     pub neko_timeout: Duration,
-    slots: Arc<Semaphore>,
-    /// View-only clients' share of `slots` (`max_clients` minus the control reserve).
-    view_slots: Arc<Semaphore>,
+    /// Client slots, shared with the native stream (`/stream/ws`).
+    clients: Arc<ClientSlots>,
     next_id: AtomicU64,
     closing: CancellationToken,
 }
@@ -124,8 +123,7 @@ impl RelaySettings {
             queue: http.relay_queue.max(1),
             stall_timeout: Duration::from_secs(10),
             neko_timeout: Duration::from_secs(10),
-            slots: Arc::new(Semaphore::new(http.max_clients)),
-            view_slots: Arc::new(Semaphore::new(view_limit(http.max_clients))),
+            clients: Arc::new(ClientSlots::new(http.max_clients)),
             next_id: AtomicU64::new(1),
             closing: CancellationToken::new(),
         }
@@ -143,12 +141,36 @@ impl RelaySettings {
 
     /// Relays that may still be opened.
     pub fn free_slots(&self) -> usize {
-        self.slots.available_permits()
+        self.clients.slots.available_permits()
     }
 
     /// How many view-only relays may be open at once (see the module doc).
     pub fn max_view_clients(&self) -> usize {
         view_limit(self.max_clients)
+    }
+
+    /// The client slots, for the native stream to share.
+    pub fn client_slots(&self) -> Arc<ClientSlots> {
+        self.clients.clone()
+    }
+}
+
+/// `max_clients` slots, of which view-only clients may hold their share (see the module
+/// doc); one set for the relay and the native stream together.
+pub struct ClientSlots {
+    max_clients: usize,
+    slots: Arc<Semaphore>,
+    /// View-only clients' share of `slots` (`max_clients` minus the control reserve).
+    view_slots: Arc<Semaphore>,
+}
+
+impl ClientSlots {
+    pub fn new(max_clients: usize) -> ClientSlots {
+        ClientSlots {
+            max_clients,
+            slots: Arc::new(Semaphore::new(max_clients)),
+            view_slots: Arc::new(Semaphore::new(view_limit(max_clients))),
+        }
     }
 }
 
@@ -158,35 +180,43 @@ fn view_limit(max_clients: usize) -> usize {
     max_clients.saturating_sub((max_clients / 4).max(1))
 }
 
-/// A relay's hold on its client slot (and, for view clients, on a view slot); released on drop.
-struct Slot {
+/// A client's hold on its slot (and, for view clients, on a view slot); released on drop.
+pub struct Slot {
     _any: OwnedSemaphorePermit,
     _view: Option<OwnedSemaphorePermit>,
 }
 
 /// Takes a slot for a client with this access, or says why not.
 fn take_slot(relay: &RelaySettings, access: Access) -> Result<Slot, String> {
-    let view = match access {
-        Access::Control => None,
-        Access::View => Some(relay.view_slots.clone().try_acquire_owned().map_err(|_| {
-            format!(
-                "too many viewers: {} view-only connected, the limit is [http] max_clients \
+    relay.clients.take(access)
+}
+
+impl ClientSlots {
+    /// Takes a slot for a client with this access, or says why not.
+    pub fn take(&self, access: Access) -> Result<Slot, String> {
+        let max_view = view_limit(self.max_clients);
+        let view = match access {
+            Access::Control => None,
+            Access::View => Some(self.view_slots.clone().try_acquire_owned().map_err(|_| {
+                format!(
+                    "too many viewers: {} view-only connected, the limit is [http] max_clients \
                  minus {} slots kept for control clients",
-                relay.max_view_clients(),
-                relay.max_clients - relay.max_view_clients()
+                    max_view,
+                    self.max_clients - max_view
+                )
+            })?),
+        };
+        let any = self.slots.clone().try_acquire_owned().map_err(|_| {
+            format!(
+                "too many viewers: {} connected, the limit is [http] max_clients",
+                self.max_clients
             )
-        })?),
-    };
-    let any = relay.slots.clone().try_acquire_owned().map_err(|_| {
-        format!(
-            "too many viewers: {} connected, the limit is [http] max_clients",
-            relay.max_clients
-        )
-    })?;
-    Ok(Slot {
-        _any: any,
-        _view: view,
-    })
+        })?;
+        Ok(Slot {
+            _any: any,
+            _view: view,
+        })
+    }
 }
 
 pub fn routes() -> Router<AppState> {

@@ -143,6 +143,7 @@ impl Server {
                     metrics: Arc::new(deskd::metrics::Metrics::default()),
                     relay: None,
                     desktop: state_desktop,
+                    stream: None,
                 };
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await

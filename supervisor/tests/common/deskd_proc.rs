@@ -90,6 +90,19 @@ pub fn first_free_display(start: u32, span: u32) -> Option<u32> {
     })
 }
 
+/// Resident memory of process `pid` in KiB (0 if unreadable).
+pub fn rss_kib(pid: i32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Lines of a file (empty if it does not exist yet).
 pub fn lines(path: &Path) -> Vec<String> {
     fs::read_to_string(path)

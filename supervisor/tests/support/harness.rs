@@ -114,6 +114,7 @@ impl Harness {
             metrics: metrics.clone(),
             relay: Some(relay.clone()),
             desktop: None,
+            stream: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -1,0 +1,400 @@
+//! One capture + encode loop per display, shared by every viewer: encode once, send to each.
+//!
+//! The loop runs on a dedicated OS thread, and only while at least one viewer is connected
+//! (the last one leaving ends it and closes its X connection). It sleeps in `poll` on the X
+//! connection and a wake socket: damage after idle is captured at once, frames are at most
+//! `max_fps` apart, a static screen encodes nothing. The pointer position is polled at the
+//! frame rate while viewers exist. One refinement frame follows the last change by
+//! [`REFINE_AFTER`], so a picture that settled is sent once more at the encoder's better
+//! quality (the rate controller spends more bits when the picture stops changing).
+//!
+//! Each viewer has a bounded queue ([`VIEWER_QUEUE`] messages). A viewer whose queue is full
+//! has frames dropped until the next key frame, which is requested once its queue has room
+//! again; memory per viewer is bounded by the queue. A joining viewer gets a key frame (and
+//! the `hello` configuration, the cursor image and position) at once.
+
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::capture::Capture;
+use super::convert::I420;
+use super::encoder::{codec_string, Encoder, EncoderSettings};
+use super::protocol;
+use crate::metrics::Metrics;
+
+/// Messages queued per viewer (video frames, cursor, configuration).
+pub const VIEWER_QUEUE: usize = 16;
+/// The refinement frame comes this long after the last change.
+pub const REFINE_AFTER: Duration = Duration::from_millis(150);
+
+/// What a viewer's connection is asked to send.
+#[derive(Debug, Clone)]
+pub enum Out {
+    /// The stream's size and codec: `hello` when first, `resize` after.
+    Config {
+        width: u16,
+        height: u16,
+        codec: String,
+    },
+    /// A ready binary message (video frame, cursor).
+    Binary(Bytes),
+    /// The display went away or cannot be streamed; close with 4503.
+    Closed(String),
+}
+
+struct ViewerSlot {
+    id: u64,
+    tx: mpsc::Sender<Out>,
+    /// Waiting for a key frame (joined, or frames were dropped).
+    needs_key: bool,
+    /// The size and codec this viewer was last told.
+    told: Option<(u16, u16, String)>,
+    needs_cursor: bool,
+}
+
+#[derive(Default)]
+struct State {
+    viewers: Vec<ViewerSlot>,
+    running: bool,
+    next_id: u64,
+    /// A viewer asked for a key frame.
+    key_requested: bool,
+}
+
+struct Shared {
+    display: String,
+    settings: EncoderSettings,
+    metrics: Arc<Metrics>,
+    state: Mutex<State>,
+    /// Writing a byte here wakes the loop.
+    wake_tx: UnixStream,
+    wake_rx: UnixStream,
+}
+
+/// The stream of one display.
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+/// A connected viewer: its queue; leaving (drop) removes it.
+pub struct Viewer {
+    pub id: u64,
+    pub rx: mpsc::Receiver<Out>,
+    hub: Hub,
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let mut state = lock(&self.hub.shared.state);
+        state.viewers.retain(|v| v.id != self.id);
+        drop(state);
+        self.hub.wake();
+    }
+}
+
+impl Viewer {
+    /// The queue and the hub, borrowed at once (a reader and a writer task).
+    pub fn parts(&mut self) -> (&mut mpsc::Receiver<Out>, &Hub) {
+        (&mut self.rx, &self.hub)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Hub {
+    pub fn new(
+        display: &str,
+        settings: EncoderSettings,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Hub> {
+        let (wake_tx, wake_rx) = UnixStream::pair()?;
+        wake_tx.set_nonblocking(true)?;
+        wake_rx.set_nonblocking(true)?;
+        Ok(Hub {
+            shared: Arc::new(Shared {
+                display: display.to_string(),
+                settings,
+                metrics,
+                state: Mutex::new(State::default()),
+                wake_tx,
+                wake_rx,
+            }),
+        })
+    }
+
+    /// Viewer `id` asks for a key frame (after a decoder error).
+    pub fn request_key_frame(&self, id: u64) {
+        let mut state = lock(&self.shared.state);
+        if let Some(v) = state.viewers.iter_mut().find(|v| v.id == id) {
+            v.needs_key = true;
+        }
+        state.key_requested = true;
+        drop(state);
+        self.wake();
+    }
+
+    /// Viewers connected now.
+    pub fn viewers(&self) -> usize {
+        lock(&self.shared.state).viewers.len()
+    }
+
+    /// Adds a viewer, starting the loop if it is not running.
+    pub fn join(&self) -> std::io::Result<Viewer> {
+        let (tx, rx) = mpsc::channel(VIEWER_QUEUE);
+        let mut state = lock(&self.shared.state);
+        state.next_id += 1;
+        let id = state.next_id;
+        state.viewers.push(ViewerSlot {
+            id,
+            tx,
+            needs_key: true,
+            told: None,
+            needs_cursor: true,
+        });
+        if !state.running {
+            let shared = self.shared.clone();
+            std::thread::Builder::new()
+                .name("deskd-stream".into())
+                .spawn(move || run(shared))?;
+            state.running = true;
+        }
+        drop(state);
+        self.wake();
+        Ok(Viewer {
+            id,
+            rx,
+            hub: self.clone(),
+        })
+    }
+
+    fn wake(&self) {
+        use std::io::Write as _;
+        let _ = (&self.shared.wake_tx).write(&[1]);
+    }
+}
+
+fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn even(v: u16) -> u16 {
+    (v & !1).max(2)
+}
+
+/// The loop; ends when the last viewer left or the display failed.
+fn run(shared: Arc<Shared>) {
+    if let Err(reason) = stream(&shared) {
+        tracing::warn!(display = %shared.display, "native stream stopped: {reason}");
+        let mut state = lock(&shared.state);
+        for v in state.viewers.drain(..) {
+            let _ = v.tx.try_send(Out::Closed(reason.clone()));
+        }
+        state.running = false;
+    }
+}
+
+struct Frame {
+    pic: I420,
+    width: u16,
+    height: u16,
+    codec: Option<String>,
+    cursor: Option<Bytes>,
+    pointer: Option<(i16, i16)>,
+}
+
+fn stream(shared: &Shared) -> Result<(), String> {
+    let mut cap =
+        Capture::connect(&shared.display).map_err(|e| format!("{}: {e}", shared.display))?;
+    let mut encoder = Encoder::new(&shared.settings).map_err(|e| e.to_string())?;
+    let new_frame = |cap: &Capture| {
+        let (w, h) = cap.size();
+        let (width, height) = (even(w), even(h));
+        Frame {
+            pic: I420::new(usize::from(width), usize::from(height)),
+            width,
+            height,
+            codec: None,
+            cursor: None,
+            pointer: None,
+        }
+    };
+    let mut f = new_frame(&cap);
+    let interval = Duration::from_secs(1) / shared.settings.max_fps.max(1);
+    let mut last_encode: Option<Instant> = None;
+    let mut refine_at: Option<Instant> = None;
+    let mut next_pointer = Instant::now();
+    let mut seq: u32 = 0;
+    tracing::debug!(display = %shared.display, "native stream started");
+    loop {
+        // Viewers: stop when none is left; who needs a key frame now.
+        let want_key = {
+            let mut state = lock(&shared.state);
+            state.viewers.retain(|v| !v.tx.is_closed());
+            if state.viewers.is_empty() {
+                state.running = false;
+                tracing::debug!(display = %shared.display, "native stream idle: no viewers");
+                return Ok(());
+            }
+            let ready = state
+                .viewers
+                .iter()
+                .any(|v| v.needs_key && v.tx.capacity() >= 3);
+            std::mem::take(&mut state.key_requested) || ready
+        };
+        let now = Instant::now();
+        let next_frame = last_encode.map_or(now, |t| t + interval);
+        let refine_due = refine_at.is_some_and(|t| now >= t);
+        let timeout = if cap.damaged() || want_key || refine_due {
+            next_frame.saturating_duration_since(now)
+        } else {
+            let mut t = next_pointer.saturating_duration_since(now);
+            if let Some(r) = refine_at {
+                t = t.min(r.saturating_duration_since(now));
+            }
+            t
+        };
+        cap.wait_with(timeout, Some(shared.wake_rx.as_fd()))
+            .map_err(|e| e.to_string())?;
+        drain_wake(&shared.wake_rx);
+        if cap.take_resized() {
+            f = new_frame(&cap);
+            encoder.request_key_frame();
+            tracing::info!(display = %shared.display, width = f.width, height = f.height, "screen size changed");
+        }
+        if cap.cursor_changed() {
+            let image = cap.cursor_image().map_err(|e| e.to_string())?;
+            f.cursor = protocol::cursor_image(&image);
+            if let Some(msg) = &f.cursor {
+                broadcast(shared, msg, true);
+            }
+        }
+        let now = Instant::now();
+        if now >= next_pointer {
+            let p = cap.pointer().map_err(|e| e.to_string())?;
+            if f.pointer != Some(p) {
+                f.pointer = Some(p);
+                broadcast(shared, &protocol::cursor_position(p.0, p.1), false);
+            }
+            next_pointer = now + interval;
+        }
+        let refine_due = refine_at.is_some_and(|t| now >= t);
+        if !(cap.damaged() || want_key || refine_due) || now < next_frame {
+            continue;
+        }
+        let capture_us = unix_us();
+        let changed = match cap.grab().map_err(|e| e.to_string())? {
+            Some(rows) => {
+                let rows = rows.start..rows.end.min(usize::from(f.height));
+                f.pic.convert_rows(cap.pixels(), cap.stride(), rows);
+                true
+            }
+            None => false,
+        };
+        if !(changed || want_key || refine_due) {
+            continue;
+        }
+        if want_key {
+            encoder.request_key_frame();
+        }
+        let started = Instant::now();
+        let encoded = encoder.encode(&f.pic).map_err(|e| e.to_string())?;
+        shared
+            .metrics
+            .stream_encoded(encoded.key, started.elapsed(), encoded.data.len());
+        last_encode = Some(now);
+        refine_at = changed.then(|| now + REFINE_AFTER);
+        if encoded.data.is_empty() {
+            continue;
+        }
+        if encoded.key {
+            f.codec = codec_string(&encoded.data).or(f.codec.take());
+        }
+        seq = seq.wrapping_add(1);
+        let msg = protocol::video(
+            encoded.key,
+            seq,
+            capture_us,
+            f.width,
+            f.height,
+            &encoded.data,
+        );
+        deliver(shared, &f, msg, encoded.key);
+    }
+}
+
+fn drain_wake(rx: &UnixStream) {
+    use std::io::Read as _;
+    let mut buf = [0u8; 64];
+    while matches!((&*rx).read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// Sends a cursor message to every viewer that has had its first key frame (the others get
+/// the current cursor with it). An image that does not fit is sent again later.
+fn broadcast(shared: &Shared, msg: &Bytes, image: bool) {
+    let mut state = lock(&shared.state);
+    for v in state.viewers.iter_mut().filter(|v| v.told.is_some()) {
+        if v.tx.try_send(Out::Binary(msg.clone())).is_err() && image {
+            v.needs_cursor = true;
+        }
+    }
+}
+
+/// Gives the encoded frame to each viewer that can take it.
+fn deliver(shared: &Shared, f: &Frame, msg: Bytes, key: bool) {
+    let mut state = lock(&shared.state);
+    let codec = f.codec.clone().unwrap_or_default();
+    for v in state.viewers.iter_mut() {
+        if v.needs_key && !key {
+            shared.metrics.stream_dropped();
+            continue;
+        }
+        let told = (f.width, f.height, codec.clone());
+        if key && v.told.as_ref() != Some(&told) {
+            if v.tx.capacity() < 3 {
+                shared.metrics.stream_dropped();
+                continue;
+            }
+            let _ = v.tx.try_send(Out::Config {
+                width: f.width,
+                height: f.height,
+                codec: codec.clone(),
+            });
+            v.told = Some(told);
+        }
+        match v.tx.try_send(Out::Binary(msg.clone())) {
+            Ok(()) => {
+                if key {
+                    v.needs_key = false;
+                }
+            }
+            Err(_) => {
+                // Full: skip to the next key frame, asked for once the queue drains.
+                shared.metrics.stream_dropped();
+                v.needs_key = true;
+                continue;
+            }
+        }
+        if v.needs_cursor {
+            let sent_image = f
+                .cursor
+                .as_ref()
+                .is_none_or(|c| v.tx.try_send(Out::Binary(c.clone())).is_ok());
+            if let Some(p) = f.pointer {
+                let _ =
+                    v.tx.try_send(Out::Binary(protocol::cursor_position(p.0, p.1)));
+            }
+            v.needs_cursor = !sent_image;
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The native stream (`/stream/ws`): deskd captures the X display itself, encodes H.264 once
+//! per display and sends the frames to every viewer over a WebSocket; input comes back the
+//! same way. The wire contract is `docs/native-stream.md`; the HTTP side is
+//! `http::stream_ws`.
+//!
+//! Submodules: [`capture`] (XDamage + MIT-SHM + XFixes cursor), [`convert`] (BGRX → I420,
+//! pure), [`encoder`] (openh264), [`hub`] (the per-display capture/encode thread and the
+//! viewers' bounded queues), [`protocol`] (the framing, pure), [`input`] (control clients'
+//! input through XTEST on a thread of its own).
+
+pub mod capture;
+pub mod convert;
+pub mod encoder;
+pub mod hub;
+pub mod input;
+pub mod protocol;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::StreamSettings;
+use crate::metrics::Metrics;
+
+/// The native stream of one display: its hub, its input thread and the close-all switch.
+pub struct Stream {
+    pub hub: hub::Hub,
+    pub input: input::InputSender,
+    /// The X display name (`:99`).
+    pub display: String,
+    closing: CancellationToken,
+}
+
+impl Stream {
+    /// The stream of X display `display`. Starts the (idle) input thread; capture starts
+    /// with the first viewer.
+    pub fn new(
+        display: &str,
+        settings: &StreamSettings,
+        type_delay: Duration,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Stream> {
+        let encoder = encoder::EncoderSettings {
+            bitrate_bps: settings.bitrate_kbps.saturating_mul(1000),
+            max_fps: settings.max_fps,
+            ..encoder::EncoderSettings::default()
+        };
+        Ok(Stream {
+            hub: hub::Hub::new(display, encoder, metrics)?,
+            input: input::start(display, type_delay)?,
+            display: display.to_string(),
+            closing: CancellationToken::new(),
+        })
+    }
+
+    /// Closes every viewer with 1001 (deskd stopping) and refuses new ones.
+    pub fn close_all(&self) {
+        self.closing.cancel();
+    }
+
+    /// Cancelled when deskd stops.
+    pub fn closing(&self) -> CancellationToken {
+        self.closing.clone()
+    }
+}

@@ -1,0 +1,594 @@
+//! The native stream `/stream/ws` on real processes: `deskd run` with a real Xvfb, a test X
+//! client drawing known pictures and recording input, and WebSocket clients that decode the
+//! H.264 frames with openh264's decoder and compare pixels.
+
+#[path = "common/agent_x.rs"]
+mod agent_x;
+#[path = "common/deskd_proc.rs"]
+mod deskd_proc;
+
+use std::time::{Duration, Instant};
+
+use agent_x::TestWindow;
+use deskd_proc::*;
+use futures_util::{SinkExt, StreamExt};
+use openh264::decoder::Decoder;
+use openh264::formats::YUVSource;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use x11rb::protocol::Event;
+
+const TOKEN: &str = "test-token-not-secret";
+const VIEW: &str = "stream-view-token";
+const W: u16 = 640;
+const H: u16 = 480;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Desk {
+    deskd: Deskd,
+    port: u16,
+    display: String,
+    _dir: TempDir,
+}
+
+fn start(extra_http: &str) -> Desk {
+    let n = first_free_display(200 + std::process::id() % 10, 20).expect("a free display");
+    let port = free_port();
+    let dir = TempDir::new("stream-ws");
+    let config = format!(
+        "[display]\nnumber = {n}\nsize = \"{W}x{H}\"\n\
+         [http]\nlisten = \"127.0.0.1:{port}\"\nview_token = \"{VIEW}\"\n{extra_http}\n\
+         [stream]\nmax_fps = 30\n"
+    );
+    let deskd = Deskd::run(&dir, &config, &[]);
+    let desk = Desk {
+        deskd,
+        port,
+        display: format!(":{n}"),
+        _dir: dir,
+    };
+    assert!(
+        wait_until(PATIENCE, || http_get(port, "/readyz", Some(TOKEN))
+            .is_ok_and(|(s, _)| s == 200)),
+        "deskd not ready; log:\n{}",
+        desk.deskd.log_text()
+    );
+    desk
+}
+
+/// A GET with an optional Bearer token: (status, body).
+fn http_get(port: u16, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Connection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Ok((status, body))
+}
+
+fn metric(port: u16, name: &str) -> u64 {
+    let (_, body) = http_get(port, "/metrics", Some(TOKEN)).expect("metrics");
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+async fn connect(port: u16, token: Option<&str>, origin: Option<&str>) -> Result<Ws, u16> {
+    let mut req = format!("ws://127.0.0.1:{port}/stream/ws")
+        .into_client_request()
+        .expect("request");
+    if let Some(t) = token {
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {t}").parse().expect("header"),
+        );
+    }
+    if let Some(o) = origin {
+        req.headers_mut()
+            .insert("origin", o.parse().expect("header"));
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("connect: {e}"),
+    }
+}
+
+async fn next(ws: &mut Ws, within: Duration) -> Option<Message> {
+    match tokio::time::timeout(within, ws.next()).await {
+        Ok(Some(Ok(m))) => Some(m),
+        _ => None,
+    }
+}
+
+/// A decoded video frame message.
+struct Video {
+    key: bool,
+    seq: u32,
+    width: u16,
+    height: u16,
+    data: Vec<u8>,
+}
+
+fn video(m: &Message) -> Option<Video> {
+    let Message::Binary(b) = m else { return None };
+    if b.first() != Some(&0x10) || b.len() < 18 {
+        return None;
+    }
+    Some(Video {
+        key: b[1] & 1 == 1,
+        seq: u32::from_be_bytes([b[2], b[3], b[4], b[5]]),
+        width: u16::from_be_bytes([b[14], b[15]]),
+        height: u16::from_be_bytes([b[16], b[17]]),
+        data: b[18..].to_vec(),
+    })
+}
+
+/// The next video frame within `within`, skipping other messages.
+async fn next_video(ws: &mut Ws, within: Duration) -> Option<Video> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let m = next(ws, left).await?;
+        if let Some(v) = video(&m) {
+            return Some(v);
+        }
+    }
+}
+
+/// The hello, then the first key frame.
+async fn hello(ws: &mut Ws) -> (serde_json::Value, Video) {
+    let first = next(ws, Duration::from_secs(5))
+        .await
+        .expect("a first message");
+    let Message::Text(t) = first else {
+        panic!("first message must be the hello text, got {first:?}")
+    };
+    let hello: serde_json::Value = serde_json::from_str(t.as_str()).expect("hello JSON");
+    let key = next_video(ws, Duration::from_secs(5))
+        .await
+        .expect("a key frame after hello");
+    assert!(key.key, "the first frame is a key frame");
+    (hello, key)
+}
+
+struct Picture {
+    rgb: Vec<u8>,
+    width: usize,
+}
+
+impl Picture {
+    fn at(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+}
+
+fn decode(decoder: &mut Decoder, v: &Video) -> Picture {
+    let yuv = decoder
+        .decode(&v.data)
+        .expect("decodable H.264")
+        .expect("a picture");
+    let (w, h) = yuv.dimensions();
+    let mut rgb = vec![0; w * h * 3];
+    yuv.write_rgb8(&mut rgb);
+    Picture { rgb, width: w }
+}
+
+fn near(got: [u8; 3], want: [u8; 3]) -> bool {
+    got.iter()
+        .zip(want)
+        .all(|(g, w)| (i32::from(*g) - i32::from(w)).abs() <= 40)
+}
+
+fn binary(op: u8, payload: &[u8]) -> Message {
+    let mut b = vec![op];
+    b.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    b.extend_from_slice(payload);
+    Message::Binary(b.into())
+}
+
+fn u32_msg(op: u8, v: u32) -> Message {
+    binary(op, &v.to_be_bytes())
+}
+
+fn move_msg(x: u16, y: u16) -> Message {
+    let mut p = x.to_be_bytes().to_vec();
+    p.extend_from_slice(&y.to_be_bytes());
+    binary(0x01, &p)
+}
+
+/// A screen that changes all the time, with detail that compresses badly, until the flag is
+/// set.
+fn busy_screen(
+    display: &str,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_painter = stop.clone();
+    let display = display.to_string();
+    let painter = std::thread::spawn(move || {
+        let win = TestWindow::open(&display, 0, 0, W, H, "busy");
+        let mut s: u32 = 0x9e37_79b9;
+        while !stop_painter.load(std::sync::atomic::Ordering::Relaxed) {
+            for _ in 0..200 {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                win.fill(
+                    s & 0xffffff,
+                    (s % 600) as i16,
+                    ((s >> 8) % 440) as i16,
+                    40,
+                    40,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    (stop, painter)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_show_the_screen_only_when_it_changes() {
+    let desk = start("");
+    let win = TestWindow::open(&desk.display, 0, 0, W, H, "pattern");
+    win.fill(0xff0000, 0, 0, W / 2, H);
+    win.fill(0x0000ff, (W / 2) as i16, 0, W / 2, H);
+    win.fill(0x00ff00, 100, 100, 80, 60);
+
+    let t = Instant::now();
+    let mut ws = connect(desk.port, Some(TOKEN), None)
+        .await
+        .expect("upgrade");
+    let (hello, key) = hello(&mut ws).await;
+    let first_frame = t.elapsed();
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(hello["protocol"], 1);
+    assert_eq!(hello["access"], "control");
+    assert_eq!(
+        (hello["width"].as_u64(), hello["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    assert!(
+        hello["codec"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("avc1.")),
+        "{hello}"
+    );
+    assert_eq!((key.width, key.height), (W, H));
+    let mut decoder = Decoder::new().expect("decoder");
+    let pic = decode(&mut decoder, &key);
+    assert!(
+        near(pic.at(20, 300), [255, 0, 0]),
+        "left red, got {:?}",
+        pic.at(20, 300)
+    );
+    assert!(
+        near(pic.at(600, 300), [0, 0, 255]),
+        "right blue, got {:?}",
+        pic.at(600, 300)
+    );
+    assert!(
+        near(pic.at(140, 130), [0, 255, 0]),
+        "green box, got {:?}",
+        pic.at(140, 130)
+    );
+    eprintln!("first key frame {first_frame:?} after connecting");
+
+    // Whatever follows the change (a refinement frame), then silence.
+    let mut last_seq = key.seq;
+    while let Some(v) = next_video(&mut ws, Duration::from_millis(500)).await {
+        decode(&mut decoder, &v);
+        last_seq = v.seq;
+    }
+    let encoded = metric(desk.port, "deskd_stream_encode_seconds_count");
+    assert!(
+        next_video(&mut ws, Duration::from_secs(1)).await.is_none(),
+        "a static screen sends no frames"
+    );
+    assert_eq!(
+        metric(desk.port, "deskd_stream_encode_seconds_count"),
+        encoded,
+        "a static screen encodes nothing"
+    );
+
+    // A change: a delta frame showing it.
+    win.fill(0xffffff, 400, 200, 40, 40);
+    let delta = next_video(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("a frame after a change");
+    assert!(!delta.key, "a change is sent as a delta frame");
+    assert_eq!(delta.seq, last_seq + 1, "seq counts frames");
+    let pic = decode(&mut decoder, &delta);
+    assert!(
+        near(pic.at(420, 220), [255, 255, 255]),
+        "white box, got {:?}",
+        pic.at(420, 220)
+    );
+    assert!(
+        near(pic.at(600, 300), [0, 0, 255]),
+        "rest unchanged, got {:?}",
+        pic.at(600, 300)
+    );
+
+    // Asking for a key frame gets one.
+    ws.send(Message::Text(r#"{"type":"keyframe"}"#.into()))
+        .await
+        .expect("send");
+    let mut got_key = false;
+    while let Some(v) = next_video(&mut ws, Duration::from_secs(2)).await {
+        if v.key {
+            got_key = true;
+            break;
+        }
+    }
+    assert!(got_key, "a keyframe request is answered with a key frame");
+
+    // Ping: pong echoes the client time.
+    ws.send(binary(0x07, &[0, 0, 0, 1, 0, 0, 0, 2]))
+        .await
+        .expect("ping");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut pong = None;
+    while Instant::now() < deadline {
+        if let Some(Message::Binary(b)) = next(&mut ws, Duration::from_millis(200)).await {
+            if b.first() == Some(&0x03) {
+                pong = Some(b);
+                break;
+            }
+        }
+    }
+    let pong = pong.expect("a pong");
+    assert_eq!(&pong[3..11], &[0, 0, 0, 1, 0, 0, 0, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_input_arrives_view_input_is_dropped() {
+    let desk = start("");
+    let mut win = TestWindow::open(&desk.display, 0, 0, 300, 200, "input");
+    win.fill(0x808080, 0, 0, 300, 200);
+
+    let mut view = connect(desk.port, Some(VIEW), None)
+        .await
+        .expect("view upgrade");
+    let (hello_v, _) = hello(&mut view).await;
+    assert_eq!(hello_v["access"], "view");
+    win.clear();
+    view.send(move_msg(50, 60)).await.expect("send");
+    view.send(u32_msg(0x05, 1)).await.expect("send");
+    view.send(u32_msg(0x06, 1)).await.expect("send");
+    view.send(u32_msg(0x03, 0x61)).await.expect("send");
+    view.send(u32_msg(0x04, 0x61)).await.expect("send");
+    view.send(Message::Text(r#"{"type":"paste","text":"x"}"#.into()))
+        .await
+        .expect("send");
+    assert!(
+        wait_until(Duration::from_secs(5), || metric(
+            desk.port,
+            "deskd_stream_refused_total"
+        ) >= 6),
+        "view-only input is counted as refused"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    win.pump();
+    assert!(
+        !win.events.iter().any(|e| matches!(
+            e,
+            Event::ButtonPress(_) | Event::KeyPress(_) | Event::MotionNotify(_)
+        )),
+        "view-only input reached X: {:?}",
+        win.events
+    );
+    // Still connected: a ping is answered.
+    view.send(binary(0x07, &[0, 0, 0, 0, 0, 0, 0, 9]))
+        .await
+        .expect("ping");
+    let mut ponged = false;
+    for _ in 0..20 {
+        if let Some(Message::Binary(b)) = next(&mut view, Duration::from_millis(200)).await {
+            if b.first() == Some(&0x03) {
+                ponged = true;
+                break;
+            }
+        }
+    }
+    assert!(ponged, "the view client stays connected and gets pongs");
+
+    let mut ctl = connect(desk.port, Some(TOKEN), None)
+        .await
+        .expect("upgrade");
+    hello(&mut ctl).await;
+    ctl.send(move_msg(50, 60)).await.expect("send");
+    ctl.send(u32_msg(0x05, 1)).await.expect("send");
+    ctl.send(u32_msg(0x06, 1)).await.expect("send");
+    win.wait_for("a click from the control client", |e| {
+        matches!(e, Event::ButtonPress(b) if b.detail == 1 && (b.event_x, b.event_y) == (50, 60))
+    });
+    for keysym in [0x68u32, 0x69] {
+        ctl.send(u32_msg(0x03, keysym)).await.expect("send");
+        ctl.send(u32_msg(0x04, keysym)).await.expect("send");
+    }
+    win.wait_typed("hi");
+    ctl.send(Message::Text(r#"{"type":"paste","text":"ok!"}"#.into()))
+        .await
+        .expect("send");
+    win.wait_typed("hiok!");
+    // A key held when the client goes away is released.
+    win.clear();
+    ctl.send(u32_msg(0x03, 0x62)).await.expect("send");
+    win.wait_for("b pressed", |e| matches!(e, Event::KeyPress(_)));
+    win.clear();
+    drop(ctl);
+    win.wait_for("b released on leave", |e| matches!(e, Event::KeyRelease(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_session_and_several_viewers_on_one_encoder() {
+    let desk = start("max_clients = 4");
+    let win = TestWindow::open(&desk.display, 0, 0, W, H, "viewers");
+    win.fill(0x336699, 0, 0, W, H);
+
+    assert_eq!(connect(desk.port, None, None).await.err(), Some(401));
+    assert_eq!(
+        connect(desk.port, Some(TOKEN), Some("http://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+    let (status, body) = http_get(desk.port, "/api/session", Some(VIEW)).expect("session");
+    assert_eq!(status, 200, "{body}");
+    let session: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(session["access"], "view");
+    assert_eq!(session["transports"]["ws"]["enabled"], true);
+    assert_eq!(session["transports"]["webrtc"]["configured"], false);
+
+    // Three viewers (the view share of 4 is 3), all reading.
+    let mut viewers = Vec::new();
+    for token in [VIEW, VIEW, VIEW] {
+        let mut ws = connect(desk.port, Some(token), None)
+            .await
+            .expect("upgrade");
+        hello(&mut ws).await;
+        viewers.push(ws);
+    }
+    assert_eq!(
+        connect(desk.port, Some(VIEW), None).await.err(),
+        Some(503),
+        "view-only clients at their share"
+    );
+    let mut fourth = connect(desk.port, Some(TOKEN), None)
+        .await
+        .expect("a control client takes the reserve");
+    hello(&mut fourth).await;
+    assert_eq!(
+        connect(desk.port, Some(TOKEN), None).await.err(),
+        Some(503),
+        "max_clients"
+    );
+    drop(fourth);
+
+    // Drain until quiet, then count: every encoded frame reaches each viewer once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for ws in viewers.iter_mut() {
+        while next(ws, Duration::from_millis(300)).await.is_some() {}
+    }
+    let enc0 = metric(desk.port, "deskd_stream_encode_seconds_count");
+    let sent0 = metric(
+        desk.port,
+        "deskd_stream_frames_sent_total{transport=\"ws\"}",
+    );
+    for i in 0..5u32 {
+        win.fill(0x202020 * (i + 1), 20 * i as i16, 20, 16, 16);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for ws in viewers.iter_mut() {
+            while next(ws, Duration::from_millis(50)).await.is_some() {}
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for ws in viewers.iter_mut() {
+        while next(ws, Duration::from_millis(300)).await.is_some() {}
+    }
+    let encoded = metric(desk.port, "deskd_stream_encode_seconds_count") - enc0;
+    let sent = metric(
+        desk.port,
+        "deskd_stream_frames_sent_total{transport=\"ws\"}",
+    ) - sent0;
+    assert!(encoded >= 5, "each change was encoded ({encoded})");
+    assert_eq!(
+        sent,
+        3 * encoded,
+        "one encode per frame, sent to each of the 3 viewers"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_stops_reading_costs_bounded_memory() {
+    let desk = start("");
+    let (stop, painter) = busy_screen(&desk.display);
+    let mut reader = connect(desk.port, Some(TOKEN), None)
+        .await
+        .expect("upgrade");
+    hello(&mut reader).await;
+    let mut stalled = connect(desk.port, Some(TOKEN), None)
+        .await
+        .expect("upgrade");
+    hello(&mut stalled).await;
+    // Warm up with both reading, then the second one stops.
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_secs(2) {
+        let _ = next(&mut reader, Duration::from_millis(50)).await;
+        let _ = next(&mut stalled, Duration::from_millis(10)).await;
+    }
+    let before = rss_kib(desk.deskd.pid());
+    let t = Instant::now();
+    let mut frames = 0;
+    while t.elapsed() < Duration::from_secs(14) {
+        if next_video(&mut reader, Duration::from_millis(500))
+            .await
+            .is_some()
+        {
+            frames += 1;
+        }
+    }
+    let after = rss_kib(desk.deskd.pid());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = painter.join();
+    eprintln!("deskd RSS {before} KiB -> {after} KiB; the reading viewer got {frames} frames");
+    assert!(
+        frames > 50,
+        "the reading viewer kept getting frames ({frames})"
+    );
+    assert!(
+        metric(desk.port, "deskd_stream_frames_dropped_total") > 0,
+        "frames were dropped for the stalled viewer"
+    );
+    assert!(
+        after < before + 32 * 1024,
+        "deskd grew from {before} KiB to {after} KiB with a viewer not reading"
+    );
+    // The stalled viewer is cut off once a send has waited 10 s (after the kernel's socket
+    // buffers filled up): counted as slow_client, and its stream ends.
+    let (stop, painter) = busy_screen(&desk.display);
+    drop(reader);
+    let cut = wait_until(Duration::from_secs(60), || {
+        metric(desk.port, "deskd_refusals_total{reason=\"slow_client\"}") >= 1
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = painter.join();
+    assert!(cut, "the stalled viewer was cut off within 60 s");
+    let mut ended = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match next(&mut stalled, Duration::from_secs(2)).await {
+            Some(Message::Close(Some(c))) => {
+                assert_eq!(u16::from(c.code), 4408, "close code");
+                ended = true;
+                break;
+            }
+            Some(_) => {}
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    assert!(ended, "the stalled viewer's stream ends");
+}
