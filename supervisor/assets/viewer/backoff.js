@@ -1,5 +1,6 @@
-// Reconnect delays: exponential, capped, with jitter so many viewers do not come back in step
-// after a restart ("equal jitter": half the delay fixed, half random).
+// Closing and coming back: closing a socket with a code the browser accepts, what a close
+// means, and the reconnect delays: exponential, capped, with jitter so many viewers do not
+// come back in step after a restart ("equal jitter": half the delay fixed, half random).
 
 export const DEFAULTS = Object.freeze({ base: 500, factor: 2, cap: 15000, jitter: 0.5 });
 
@@ -32,17 +33,35 @@ export class Backoff {
 }
 
 /**
- * What a closed signaling socket means for the viewer:
+ * What a closed stream socket means for the viewer:
  * - "unauthorized": stop, show the message (the token is wrong or missing);
- * - "unavailable": neko is not running or not ready; retry with backoff;
- * - "retry": anything else (network drop, neko restart, relay restart); retry with backoff.
- * `probeStatus` is the HTTP status of a plain GET on the signaling URL after a socket that
- * never opened (the browser hides the refusal's status), or undefined.
+ * - "unavailable": the desktop's stream (neko, or the display for the native stream) is not
+ *   running or not ready; retry with backoff;
+ * - "retry": anything else (network drop, restart, too slow, a protocol error); retry with
+ *   backoff.
+ * `probeStatus` is the HTTP status of a plain GET on the socket's URL after a socket that
+ * never opened (the browser hides the refusal's status), or undefined. On the relay
+ * (`transport` "webrtc") 1008 is the relay's policy refusal; on the native stream ("ws") it is
+ * a protocol violation, worth a retry.
  */
-export function classifyClose(code, probeStatus) {
-  if (code === 1008 || code === 4401 || code === 4403) return "unauthorized";
+export function classifyClose(code, probeStatus, transport = "webrtc") {
+  if (code === 4401 || code === 4403) return "unauthorized";
+  if (code === 1008 && transport !== "ws") return "unauthorized";
   if (code === 4503 || code === 4502 || code === 4504 || code === 1013) return "unavailable";
   if (probeStatus === 401 || probeStatus === 403) return "unauthorized";
   if (probeStatus === 502 || probeStatus === 503 || probeStatus === 504) return "unavailable";
   return "retry";
+}
+
+/**
+ * Closes a WebSocket that is connecting or open. Browsers accept only 1000 and 4000–4999
+ * from a page; any other code closes with 1000.
+ */
+export function closeSocket(ws, code = 1000, reason = "") {
+  if (!ws || ws.readyState > 1) return;
+  try {
+    ws.close(code >= 4000 || code === 1000 ? code : 1000, reason);
+  } catch {
+    ws.close();
+  }
 }

@@ -1,6 +1,8 @@
-// Input state for the data channel: what is held down (so it can all be released on blur or
+// Input state for either transport (neko's binary messages over the data channel or the
+// native stream's WebSocket): what is held down (so it can all be released on blur or
 // disconnect), control requested on first interaction and the interaction replayed once neko
-// makes this session host, and wheel deltas turned into ±1 scroll steps.
+// makes this session host, nothing at all from a view-only viewer, and wheel deltas turned
+// into ±1 scroll steps.
 
 import { encodeButton, encodeKey, encodeMove, encodeScroll, OP } from "./protocol.js";
 
@@ -31,6 +33,7 @@ export class InputController {
     this.now = now;
     this.channelOpen = false;
     this.isHost = false;
+    this.viewOnly = false;
     this.queue = [];
     this.requestedAt = null;
     /** event.code → keysym sent on key down, so the up releases the same keysym. */
@@ -61,6 +64,15 @@ export class InputController {
     }
   }
 
+  /**
+   * A view-only viewer (its access is known): input is dropped at once, never queued, and
+   * control is never asked for.
+   */
+  setViewOnly(viewOnly) {
+    this.viewOnly = Boolean(viewOnly);
+    if (this.viewOnly) this.forget();
+  }
+
   /** Drops all state without sending anything (the server side is gone or reset). */
   forget() {
     this.keys.clear();
@@ -77,6 +89,7 @@ export class InputController {
   }
 
   emit(buf, op) {
+    if (this.viewOnly) return;
     if (this.ready) {
       this.sendRaw(buf);
       return;
@@ -105,7 +118,7 @@ export class InputController {
   }
 
   buttonDown(button) {
-    if (button === null || this.buttons.has(button)) return;
+    if (this.viewOnly || button === null || this.buttons.has(button)) return;
     this.buttons.add(button);
     this.emit(encodeButton(true, button), OP.BTN_DOWN);
   }
@@ -119,7 +132,7 @@ export class InputController {
   /** Returns false when the key is already down (an auto-repeat: X repeats by itself). */
   keyDown(code, keysym) {
     const id = code || `keysym:${keysym}`;
-    if (this.keys.has(id)) return false;
+    if (this.viewOnly || this.keys.has(id)) return false;
     for (const held of this.keys.values()) if (held === keysym) return false;
     this.keys.set(id, keysym);
     this.emit(encodeKey(true, keysym), OP.KEY_DOWN);

@@ -1,33 +1,42 @@
-// The viewer page: wires the DOM to a signaling session, the input controller and the cursor
-// overlay; owns reconnecting (with backoff and a stale-connection watchdog) and the status
-// line. The logic that can be tested without a browser lives in the other modules.
+// The viewer page: wires the DOM to one transport session at a time (WebRTC through neko,
+// webrtc.js, or deskd's native stream, native.js), the input controller, the cursor overlay
+// and the still shown before live video; owns choosing the transport, reconnecting (with
+// backoff and a stale-connection watchdog) and the status line. The logic that can be tested
+// without a browser lives in the other modules.
 
 import { Backoff, classifyClose } from "./backoff.js";
 import { clientToDesktop, desktopToElement } from "./coords.js";
 import { InputController, WheelAccumulator, xButton } from "./input.js";
 import { isModifierKeysym, keysymForChar, keysymForEvent } from "./keysym.js";
-import { decodeServerMessage, encodePing } from "./protocol.js";
-import { NekoSession } from "./signaling.js";
+import { NativeSession } from "./native.js";
+import { encodePing } from "./protocol.js";
+import { ScreenView } from "./screen.js";
+import { earlyStill } from "./still.js";
+import { CONTROL_WAIT_MS, ControlTracker, liveDetail, stateText, unsupportedText } from "./status.js";
 import { TouchGestures } from "./touch.js";
+import { chooseTransport, forcedTransport, parseSession, transportLabel, WEBRTC_FALLBACK_MS, WS } from "./transport.js";
+import { NO_MEDIA, WebRtcSession } from "./webrtc.js";
 
 const SIGNALING_PATH = "/stream/signaling";
+const STREAM_PATH = "/stream/ws";
 const STALE_MS = 12500; // neko's reference client: nothing received for 12.5 s = dead
 const WATCHDOG_MS = 2000;
 const OPEN_TIMEOUT_MS = 10000;
-const MEDIA_TIMEOUT_MS = 30000;
-const NO_MEDIA = "no media connection";
 const STABLE_MS = 5000; // live this long before the backoff starts over
 const PING_MS = 5000;
 const PASTE_WAIT_MS = 300;
 const CONTROL_L = 0xffe3;
 const CONTROL_R = 0xffe4;
-const CONTROL_WAIT_MS = 2500;
+const FRAME_RING = 1000;
+const FALLBACK_REASON = "no live video over WebRTC: trying the native stream";
 
 const $ = (id) => document.getElementById(id);
 const els = {
   app: $("app"),
   stage: $("stage"),
   video: $("screen"),
+  canvas: $("screen-canvas"),
+  still: $("still"),
   cursor: $("cursor"),
   keys: $("keys"),
   overlay: $("overlay"),
@@ -39,10 +48,22 @@ const els = {
   fullscreen: $("fullscreen"),
 };
 
-/** State for people and tests: `window.__deskdViewer`. */
+const screenView = new ScreenView({ video: els.video, canvas: els.canvas, still: els.still });
+const control = new ControlTracker();
+
+const stamp = () => ({ perf: performance.now(), epochMs: Date.now() });
+
+/** State for people, tests and benchmarks: `window.__deskdViewer`. */
 const debug = {
   status: "connecting",
   statusText: "",
+  /** "webrtc" or "ws": the transport of the current (or last) connection. */
+  transport: null,
+  /** Why the transport is not the other one, when the browser lacks something. */
+  transportProblem: null,
+  /** "control" or "view", from /api/session or the native stream's hello; null: unknown. */
+  access: null,
+  session: null,
   sessionId: null,
   isHost: false,
   screen: null,
@@ -51,21 +72,30 @@ const debug = {
   received: [],
   sent: [],
   closes: [],
+  errors: [],
   cursorImages: 0,
   cursorPositions: 0,
   rttMs: null,
   connects: 0,
   agentActive: false,
   controlRefused: false,
+  /**
+   * When the still was shown (`{perf, epochMs, width, height}`) and the first live video
+   * frame (`{perf, epochMs}`).
+   */
+  firstStill: null,
+  firstVideo: null,
+  /**
+   * The native stream's decoded frames, newest last (at most FRAME_RING): `{seq, captureUs,
+   * key, receivedMs, decodedPerf, decodedEpochMs}`; captureUs is the server's wall clock.
+   */
+  frames: [],
+  stream: null,
   async framesDecoded() {
-    const pc = session && session.pc;
-    if (!pc) return 0;
-    let frames = 0;
-    const stats = await pc.getStats();
-    stats.forEach((s) => {
-      if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0;
-    });
-    return frames;
+    const s = session;
+    if (!s) return 0;
+    if (s.name === WS) return s.stats.decoded;
+    return s.framesDecoded();
   },
 };
 window.__deskdViewer = debug;
@@ -76,9 +106,9 @@ document.addEventListener("securitypolicyviolation", (e) => {
   remember(debug.cspViolations, `${e.effectiveDirective} ${e.blockedURI}`);
 });
 
-function remember(list, item) {
+function remember(list, item, limit = 500) {
   list.push(item);
-  if (list.length > 500) list.shift();
+  if (list.length > limit) list.shift();
 }
 
 // ---- settings ---------------------------------------------------------------------------
@@ -97,72 +127,132 @@ function audioWanted() {
 }
 
 let wantAudio = audioWanted();
+const forced = forcedTransport(location.search);
+const can = {
+  webcodecs: typeof globalThis.VideoDecoder === "function" && typeof globalThis.EncodedVideoChunk === "function",
+  webrtc: typeof globalThis.RTCPeerConnection === "function",
+};
 
 // ---- status line ----------------------------------------------------------------------------
-
-const STATUS_TEXT = {
-  connecting: "Connecting…",
-  live: "Live",
-  reconnecting: "Connection lost — reconnecting",
-  unauthorized: "Not authorized — open the link with the access token again",
-  unavailable: "Desktop unavailable — retrying",
-};
 
 let countdownTimer = null;
 
 function setStatus(state, detail = "", base = null) {
-  const head = base || STATUS_TEXT[state];
+  const head = base || stateText(state);
   const text = detail ? `${head} ${detail}` : head;
   debug.status = state;
   debug.statusText = text;
   els.status.textContent = text;
   els.app.dataset.status = state;
-  els.overlay.hidden = state === "live";
+  // While connecting over a still, the still is the point: no dimming overlay over it.
+  els.overlay.hidden = state === "live" || (state === "connecting" && screenView.stillShown);
   els.overlayText.textContent = text;
 }
 
-function liveDetail() {
-  const parts = [];
-  if (debug.screen) parts.push(`${debug.screen.width}×${debug.screen.height}`);
-  if (debug.isHost) parts.push("in control");
-  else parts.push(debug.controlRefused ? "view only" : "click to control");
-  if (debug.rttMs !== null) parts.push(`${debug.rttMs} ms`);
-  return `· ${parts.join(" · ")}`;
+function currentDetail() {
+  return liveDetail({
+    screen: debug.screen,
+    access: debug.access,
+    isHost: debug.isHost,
+    refused: debug.controlRefused,
+    transport: debug.transport,
+    rttMs: debug.rttMs,
+  });
 }
 
-function refreshLive() {
-  if (debug.status === "live") setStatus("live", liveDetail());
+function connectingDetail() {
+  const parts = [];
+  if (screenView.stillShown) parts.push("still picture, not live yet");
+  if (debug.access === "view") parts.push("view only");
+  const t = transportLabel(debug.transport);
+  if (t) parts.push(t);
+  return parts.length ? `· ${parts.join(" · ")}` : "";
+}
+
+function refreshStatus() {
+  if (debug.status === "live") setStatus("live", currentDetail());
+  else if (debug.status === "connecting") setStatus("connecting", connectingDetail());
+}
+
+function setAccess(access) {
+  debug.access = access;
+  input.setViewOnly(access === "view");
+  refreshStatus();
+}
+
+// ---- choosing the transport -----------------------------------------------------------------
+
+let sessionInfo = null;
+let gaveUpWebrtc = false;
+
+/** GET /api/session: the parsed answer, null when this deskd has none, or the last one known. */
+async function fetchSessionInfo() {
+  try {
+    const r = await fetch("/api/session", { credentials: "same-origin", cache: "no-store" });
+    if (r.status === 404 || r.status === 405) return null; // an older deskd
+    if (!r.ok) return sessionInfo;
+    return parseSession(await r.json()) || sessionInfo;
+  } catch {
+    return sessionInfo; // deskd restarting: keep what it said before
+  }
+}
+
+function socketUrl(path) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}${path}`;
 }
 
 // ---- connection lifecycle -----------------------------------------------------------------
 
 const backoff = new Backoff();
 let session = null;
+let connecting = false;
 let liveSince = null;
 let reconnectTimer = null;
 let pingTimer = null;
 
-function signalingUrl() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}${SIGNALING_PATH}`;
-}
-
-function connect() {
+async function connect() {
+  if (connecting || session) return;
+  connecting = true;
   clearTimeout(reconnectTimer);
+  try {
+    sessionInfo = await fetchSessionInfo();
+  } finally {
+    connecting = false;
+  }
   clearInterval(countdownTimer);
+  debug.session = sessionInfo;
+  if (sessionInfo) setAccess(sessionInfo.access);
+  const choice = chooseTransport({ forced, session: sessionInfo, can, gaveUpWebrtc });
+  debug.transportProblem = choice.problem;
+  if (!choice.transport) {
+    setStatus("unsupported", "", unsupportedText(choice.problem, window.isSecureContext));
+    return;
+  }
   debug.connects += 1;
-  if (debug.status !== "unavailable" && debug.status !== "reconnecting") setStatus("connecting");
-  const s = new NekoSession({ url: signalingUrl(), audio: wantAudio, on: (ev, d) => onSession(s, ev, d) });
+  debug.transport = choice.transport;
+  screenView.use(choice.transport);
+  renderAudioButton();
+  const on = (ev, d) => onSession(s, ev, d);
+  const s =
+    choice.transport === WS
+      ? new NativeSession({ url: socketUrl(STREAM_PATH), on, draw: (frame) => drawFrame(frame) })
+      : new WebRtcSession({ url: socketUrl(SIGNALING_PATH), audio: wantAudio, video: els.video, on });
+  s.fallback = choice.fallback;
   session = s;
+  if (debug.status !== "unavailable" && debug.status !== "reconnecting") setStatus("connecting", connectingDetail());
   s.start();
   setTimeout(() => {
     if (session === s && !s.opened) s.close(4000, "open timeout");
   }, OPEN_TIMEOUT_MS);
-  setTimeout(() => {
-    // Signaling worked but media never flowed: usually the media UDP port is not reachable
-    // or [neko] nat1to1 advertises an address the browser cannot reach.
-    if (session === s && !s.everConnected) s.close(4000, NO_MEDIA);
-  }, MEDIA_TIMEOUT_MS);
+  if (choice.fallback) {
+    setTimeout(() => {
+      if (session !== s || s.shownFirst) return;
+      gaveUpWebrtc = true;
+      s.fellBack = true;
+      s.close(4000, FALLBACK_REASON);
+    }, WEBRTC_FALLBACK_MS);
+  }
 }
 
 function onSession(s, ev, d) {
@@ -174,49 +264,59 @@ function onSession(s, ev, d) {
     case "sent":
       remember(debug.sent, d);
       break;
-    case "init":
-      debug.sessionId = d.sessionId;
-      debug.screen = d.screen;
+    case "session-id":
+      debug.sessionId = d;
+      break;
+    case "hello":
+      debug.stream = d;
+      break;
+    case "access":
+      setAccess(d);
       break;
     case "host":
       debug.isHost = d.isHost;
-      if (d.isHost) debug.controlRefused = false;
+      control.host(d.isHost);
+      debug.controlRefused = control.refused;
       input.setHost(d.isHost);
       renderCursor();
-      refreshLive();
+      refreshStatus();
       break;
     case "screen":
-      debug.screen = d;
+      debug.screen = { width: d.width, height: d.height };
       renderCursor();
-      refreshLive();
+      refreshStatus();
       break;
-    case "track":
-      attachTrack(d);
+    case "input-open":
+      inputOpen(s, d);
       break;
-    case "datachannel":
-      attachChannel(s, d);
+    case "server-message":
+      serverMessage(d);
+      break;
+    case "frame":
+      remember(debug.frames, { ...d, decodedPerf: performance.now(), decodedEpochMs: Date.now() }, FRAME_RING);
+      if (!s.shownFirst) {
+        s.shownFirst = true;
+        firstFrame(s);
+      }
+      break;
+    case "first-frame":
+      s.shownFirst = true;
+      firstFrame(s);
       break;
     case "peer-state":
       debug.peer = d;
-      if (d === "connected") {
-        s.everConnected = true;
-        liveSince = Date.now();
-        setStatus("live", liveDetail());
-      } else if (d === "disconnected" && debug.status === "live") {
-        setStatus("reconnecting", "…"); // ICE may recover by itself; "failed" comes if not
-      } else if (d === "failed") {
-        s.close(4000, "peer failed");
-      }
-      break;
-    case "peer-closed":
-      input.setChannelOpen(false);
-      debug.dataChannel = "closed";
+      if (d === "disconnected" && debug.status === "live") setStatus("reconnecting", "…"); // ICE may recover; "failed" comes if not
+      else if (d === "connected" && s.shownFirst) setStatus("live", currentDetail());
       break;
     case "clipboard":
       if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(d).catch(() => {});
       break;
+    case "unsupported":
+      s.fatal = `This browser cannot decode the desktop's video (${d.codec}: ${d.reason})`;
+      s.close(4000, "codec unsupported");
+      break;
     case "error":
-      console.warn("deskd viewer:", d);
+      remember(debug.errors, String(d && d.message ? d.message : d));
       break;
     case "close":
       onClosed(s, d);
@@ -224,6 +324,29 @@ function onSession(s, ev, d) {
     default:
       break;
   }
+}
+
+function firstFrame(s) {
+  if (session !== s) return;
+  if (!debug.firstVideo) debug.firstVideo = stamp();
+  screenView.firstFrame();
+  liveSince = Date.now();
+  setStatus("live", currentDetail());
+  renderCursor();
+}
+
+function drawFrame(frame) {
+  if (screenView.draw(frame)) renderCursor();
+}
+
+function inputOpen(s, open) {
+  debug.dataChannel = open ? "open" : "closed";
+  input.setChannelOpen(open);
+  clearInterval(pingTimer);
+  if (!open) return;
+  pingTimer = setInterval(() => {
+    if (session === s) s.sendInput(encodePing(Date.now()));
+  }, PING_MS);
 }
 
 async function onClosed(s, d) {
@@ -234,13 +357,25 @@ async function onClosed(s, d) {
   renderCursor();
   debug.dataChannel = "closed";
   debug.peer = "closed";
-  const probe = d.opened || d.code === 1008 ? undefined : await probeRefusal();
-  const kind = classifyClose(d.code, probe);
-  remember(debug.closes, { code: d.code, reason: d.reason, opened: d.opened, probe, kind });
+  const path = s.name === WS ? STREAM_PATH : SIGNALING_PATH;
+  const policy = d.code === 1008 && s.name !== WS;
+  const probe = d.opened || policy || s.fellBack ? undefined : await probeRefusal(path);
+  const kind = classifyClose(d.code, probe, s.name);
+  remember(debug.closes, { code: d.code, reason: d.reason, opened: d.opened, probe, kind, transport: s.name });
   if (session !== s) return;
   session = null;
+  if (s.fatal) {
+    setStatus("unsupported", "", s.fatal);
+    return;
+  }
   if (kind === "unauthorized") {
     setStatus("unauthorized");
+    return;
+  }
+  if (s.fellBack || (s.fallback && !s.shownFirst)) {
+    // WebRTC showed no video (too slow, or it failed outright): the native stream, at once.
+    gaveUpWebrtc = true;
+    connect();
     return;
   }
   if (liveSince !== null && Date.now() - liveSince >= STABLE_MS) backoff.reset();
@@ -258,13 +393,13 @@ async function onClosed(s, d) {
 
 /**
  * A refused upgrade shows up as 1006 with no status. Ask the same URL over plain HTTP (401/403
- * = the token, 503 = neko not ready); if that passes auth (400: not a WebSocket request),
+ * = the token, 503 = not ready); if that passes auth (400/426: not a WebSocket request),
  * `/readyz` says whether the desktop is up.
  */
-async function probeRefusal() {
+async function probeRefusal(path) {
   try {
-    const r = await fetch(SIGNALING_PATH, { credentials: "same-origin", cache: "no-store" });
-    if (r.status !== 400) return r.status;
+    const r = await fetch(path, { credentials: "same-origin", cache: "no-store" });
+    if ([401, 403, 502, 503, 504].includes(r.status)) return r.status;
     const ready = await fetch("/readyz", { credentials: "same-origin", cache: "no-store" });
     return ready.status === 503 ? 503 : r.status;
   } catch {
@@ -281,26 +416,48 @@ window.addEventListener("online", () => {
   if (!session) connect();
 });
 
-// ---- media ----------------------------------------------------------------------------------
+// ---- the still: a picture at once -------------------------------------------------------------
 
-function attachTrack(ev) {
-  const stream = ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]);
-  if (els.video.srcObject !== stream) els.video.srcObject = stream;
-  els.video.play().catch(() => {});
+async function showStill() {
+  const got = await earlyStill;
+  if (!got || got.error) {
+    // No display, or deskd without the agent API: wait for video.
+    remember(debug.errors, `still: ${got ? got.error : "none"}`);
+    return;
+  }
+  const url = URL.createObjectURL(got.blob);
+  try {
+    if (!(await screenView.showStill(url))) {
+      URL.revokeObjectURL(url);
+      return;
+    }
+  } catch (err) {
+    URL.revokeObjectURL(url);
+    remember(debug.errors, `still: ${err && err.message ? err.message : err}`);
+    return;
+  }
+  debug.firstStill = { ...stamp(), width: els.still.naturalWidth, height: els.still.naturalHeight };
+  refreshStatus();
+  renderCursor();
 }
+
+// ---- media ----------------------------------------------------------------------------------
 
 els.video.addEventListener("resize", () => renderCursor());
 
 function unmuteOnGesture() {
-  if (wantAudio && els.video.muted) {
+  if (wantAudio && els.video.muted && debug.transport !== WS) {
     els.video.muted = false;
     els.video.play().catch(() => {});
   }
 }
 
 function renderAudioButton() {
-  els.audio.setAttribute("aria-pressed", String(wantAudio));
-  els.audio.textContent = wantAudio ? "Sound on" : "Sound off";
+  const native = debug.transport === WS;
+  els.audio.disabled = native;
+  els.audio.title = native ? "Sound needs the WebRTC transport (neko)" : "";
+  els.audio.setAttribute("aria-pressed", String(wantAudio && !native));
+  els.audio.textContent = wantAudio && !native ? "Sound on" : "Sound off";
 }
 
 els.audio.addEventListener("click", () => {
@@ -310,10 +467,7 @@ els.audio.addEventListener("click", () => {
   } catch {
     /* storage disabled */
   }
-  if (session) {
-    session.audio = wantAudio;
-    session.send("signal/audio", { disabled: !wantAudio });
-  }
+  if (session) session.setAudio(wantAudio);
   els.video.muted = !wantAudio;
   if (wantAudio) els.video.play().catch(() => {});
   renderAudioButton();
@@ -339,53 +493,29 @@ document.addEventListener("fullscreenchange", () => {
   if (!document.fullscreenElement && navigator.keyboard && navigator.keyboard.unlock) navigator.keyboard.unlock();
 });
 
-// ---- data channel and cursor ---------------------------------------------------------------
+// ---- cursor ---------------------------------------------------------------------------------
 
 const cursorState = { url: null, width: 0, height: 0, xhot: 0, yhot: 0, remote: null, local: null };
 
-function attachChannel(s, dc) {
-  const open = () => {
-    if (session !== s) return;
-    debug.dataChannel = "open";
-    input.setChannelOpen(true);
-    clearInterval(pingTimer);
-    pingTimer = setInterval(() => {
-      if (dc.readyState === "open") dc.send(encodePing(Date.now()));
-    }, PING_MS);
-  };
-  if (dc.readyState === "open") open();
-  dc.addEventListener("open", open);
-  dc.addEventListener("close", () => {
-    if (session !== s) return;
-    debug.dataChannel = "closed";
-    input.setChannelOpen(false);
-  });
-  dc.addEventListener("message", (ev) => {
-    const m = decodeServerMessage(ev.data);
-    if (!m) return;
-    if (m.type === "cursor-image") {
-      debug.cursorImages += 1;
-      if (cursorState.url) URL.revokeObjectURL(cursorState.url);
-      cursorState.url = URL.createObjectURL(new Blob([m.png], { type: "image/png" }));
-      Object.assign(cursorState, { width: m.width, height: m.height, xhot: m.xhot, yhot: m.yhot });
-      els.cursor.src = cursorState.url;
-      renderCursor();
-    } else if (m.type === "cursor-position") {
-      debug.cursorPositions += 1;
-      cursorState.remote = { x: m.x, y: m.y };
-      renderCursor();
-    } else if (m.type === "pong") {
-      debug.rttMs = Math.max(0, Math.round(Date.now() - m.clientMs));
-      refreshLive();
-    }
-  });
+function serverMessage(m) {
+  if (m.type === "cursor-image") {
+    debug.cursorImages += 1;
+    if (cursorState.url) URL.revokeObjectURL(cursorState.url);
+    cursorState.url = URL.createObjectURL(new Blob([m.png], { type: "image/png" }));
+    Object.assign(cursorState, { width: m.width, height: m.height, xhot: m.xhot, yhot: m.yhot });
+    els.cursor.src = cursorState.url;
+    renderCursor();
+  } else if (m.type === "cursor-position") {
+    debug.cursorPositions += 1;
+    cursorState.remote = { x: m.x, y: m.y };
+    renderCursor();
+  } else if (m.type === "pong") {
+    debug.rttMs = Math.max(0, Math.round(Date.now() - m.clientMs));
+    refreshStatus();
+  }
 }
 
-function videoSize() {
-  return { width: els.video.videoWidth, height: els.video.videoHeight };
-}
-
-/** The remote cursor image: at the local pointer while in control, else where neko says. */
+/** The remote cursor image: at the local pointer while in control, else where the server says. */
 function renderCursor() {
   const pos = debug.isHost ? cursorState.local : cursorState.remote;
   const show = Boolean(cursorState.url && pos && debug.screen);
@@ -395,7 +525,7 @@ function renderCursor() {
     return;
   }
   const r = els.stage.getBoundingClientRect();
-  const p = desktopToElement(pos.x - cursorState.xhot, pos.y - cursorState.yhot, r.width, r.height, videoSize(), debug.screen, devicePixelRatio);
+  const p = desktopToElement(pos.x - cursorState.xhot, pos.y - cursorState.yhot, r.width, r.height, screenView.size(), debug.screen, devicePixelRatio);
   if (!p) {
     els.cursor.hidden = true;
     return;
@@ -412,27 +542,27 @@ window.addEventListener("resize", () => renderCursor());
 
 const input = new InputController({
   send: (buf) => {
-    const dc = session && session.dc;
-    if (dc && dc.readyState === "open") dc.send(buf);
+    if (session) session.sendInput(buf);
   },
   requestControl: () => {
-    if (!session) return;
+    if (!session || debug.access === "view") return;
     const s = session;
-    s.send("control/request");
+    s.requestControl();
+    const ticket = control.request();
     // neko answers a granted request with control/host; silence means it was refused (a
-    // view-only link, whose control messages the relay drops, or locked controls).
+    // view-only link on an older deskd, or locked controls). Control granted and then taken
+    // by someone else within the wait is not a refusal.
     setTimeout(() => {
-      if (session === s && !debug.isHost) {
-        debug.controlRefused = true;
-        refreshLive();
-      }
+      if (session !== s) return;
+      debug.controlRefused = control.settle(ticket, debug.isHost);
+      refreshStatus();
     }, CONTROL_WAIT_MS);
   },
 });
 
 function toDesktop(clientX, clientY) {
   if (!debug.screen) return null;
-  return clientToDesktop(clientX, clientY, els.stage.getBoundingClientRect(), videoSize(), debug.screen, devicePixelRatio);
+  return clientToDesktop(clientX, clientY, els.stage.getBoundingClientRect(), screenView.size(), debug.screen, devicePixelRatio);
 }
 
 function focusKeys() {
@@ -579,19 +709,16 @@ els.keys.addEventListener("paste", (ev) => {
   pendingPaste = null;
   if (p) clearTimeout(p.timer);
   const text = ev.clipboardData ? ev.clipboardData.getData("text/plain") : "";
+  if (input.viewOnly) return;
   if (!session || text === "") {
     if (p) input.typeKeysym(p.keysym); // nothing local: paste the desktop's own clipboard
     return;
   }
   const ctrlHeld = input.isKeysymHeld(CONTROL_L) || input.isKeysymHeld(CONTROL_R);
-  if (p && ctrlHeld) {
-    // Keep the user's combo (Ctrl+V, Ctrl+Shift+V in terminals): the clipboard is set and the
-    // key pressed over the same WebSocket, so neko handles them in this order.
-    session.send("clipboard/set", { text });
-    session.send("control/keypress", { keysym: p.keysym });
-  } else {
-    session.send("control/paste", { text });
-  }
+  // Keep the user's combo (Ctrl+V, Ctrl+Shift+V in terminals): the clipboard is set and the
+  // key pressed on the same socket, so the server handles them in this order. Otherwise the
+  // server types the text.
+  session.paste(text, p && ctrlHeld ? p.keysym : null);
 });
 
 els.keys.addEventListener("compositionend", (ev) => {
@@ -658,5 +785,7 @@ els.keyboard.addEventListener("click", () => {
 // ---- start ----------------------------------------------------------------------------------
 
 renderAudioButton();
+setStatus("connecting");
+showStill();
 connect();
 pollAgent();

@@ -4,6 +4,8 @@
 // description is set), neko's own "data" channel. Reconnecting is the caller's job: a session
 // lives for one WebSocket. WebSocket and RTCPeerConnection are injected for tests.
 
+import { closeSocket } from "./backoff.js";
+
 /** Browser-facing ICE servers from neko's `iceservers` list. */
 export function iceServersFrom(list) {
   if (!Array.isArray(list)) return [];
@@ -102,13 +104,7 @@ export class NekoSession {
       this.closed = true;
       this.on("close", { code, reason, opened: this.opened, local: true });
     }
-    if (ws && ws.readyState <= 1) {
-      try {
-        ws.close(code >= 4000 || code === 1000 ? code : 1000, reason);
-      } catch {
-        ws.close();
-      }
-    }
+    closeSocket(ws, code, reason);
   }
 
   teardown() {

@@ -5,8 +5,11 @@
 //! Content-Security-Policy (same-origin scripts, styles, WebSocket; blob: images for the
 //! remote cursor; nothing from elsewhere), `Referrer-Policy: no-referrer` (the first URL may
 //! hold the token) and `Cache-Control: no-cache` with a content-hash ETag, so browsers
-//! revalidate cheaply and never run a stale module after an upgrade. Access control is the
-//! auth layer around these routes, not this module.
+//! revalidate cheaply and never run a stale module after an upgrade. Only headers that take
+//! effect are sent: `Cross-Origin-Opener-Policy` only where the browser honours it (a
+//! potentially trustworthy origin: HTTPS through a proxy that says so, or loopback); over
+//! plain HTTP elsewhere Chromium ignores it and logs a console error on every load. Access
+//! control is the auth layer around these routes, not this module.
 
 use axum::extract::Path;
 use axum::http::header::{self, HeaderMap, HeaderValue};
@@ -55,11 +58,18 @@ pub static ASSETS: &[Asset] = &[
     asset!("main.js", JS),
     asset!("backoff.js", JS),
     asset!("coords.js", JS),
+    asset!("framing.js", JS),
     asset!("input.js", JS),
     asset!("keysym.js", JS),
+    asset!("native.js", JS),
     asset!("protocol.js", JS),
+    asset!("screen.js", JS),
     asset!("signaling.js", JS),
+    asset!("status.js", JS),
+    asset!("still.js", JS),
     asset!("touch.js", JS),
+    asset!("transport.js", JS),
+    asset!("webrtc.js", JS),
 ];
 
 const fn fnv1a(bytes: &[u8]) -> u64 {
@@ -93,6 +103,46 @@ where
         .route("/viewer/{name}", get(file))
 }
 
+/// Whether the page's origin, as the browser sees it, is potentially trustworthy (W3C Secure
+/// Contexts): `https` (deskd speaks plain HTTP, so only a TLS-terminating proxy saying
+/// `X-Forwarded-Proto: https` or `Forwarded: proto=https`), or a loopback host.
+fn trustworthy_origin(request: &HeaderMap) -> bool {
+    let text = |name: &str| {
+        request
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",")
+            .to_ascii_lowercase()
+    };
+    // The first proxy hop is the one the browser talked to.
+    let first = |s: &str| s.split(',').next().unwrap_or("").trim().to_string();
+    if first(&text("x-forwarded-proto")) == "https" {
+        return true;
+    }
+    let forwarded = first(&text("forwarded"));
+    if forwarded
+        .split(';')
+        .any(|kv| kv.trim().replace('"', "") == "proto=https")
+    {
+        return true;
+    }
+    let host = text("host");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or("").to_string(),
+        None => host
+            .rsplit_once(':')
+            .map_or(host.clone(), |(h, _)| h.to_string()),
+    };
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 async fn page(headers: HeaderMap) -> Response {
     respond("index.html", &headers)
 }
@@ -115,6 +165,12 @@ pub fn respond(name: &str, request: &HeaderMap) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     let mut headers = security_headers();
+    if trustworthy_origin(request) {
+        headers.insert(
+            "cross-origin-opener-policy",
+            HeaderValue::from_static("same-origin"),
+        );
+    }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
@@ -144,10 +200,6 @@ fn security_headers() -> HeaderMap {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        "cross-origin-opener-policy",
-        HeaderValue::from_static("same-origin"),
-    );
     h
 }
 
@@ -215,6 +267,48 @@ mod tests {
             header_of(&css, header::CONTENT_TYPE),
             "text/css; charset=utf-8"
         );
+    }
+
+    fn coop_for(headers: &[(&str, &str)]) -> bool {
+        let mut req = HeaderMap::new();
+        for (k, v) in headers {
+            req.append(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        respond("index.html", &req)
+            .headers()
+            .contains_key("cross-origin-opener-policy")
+    }
+
+    #[test]
+    fn coop_is_sent_only_where_the_browser_honours_it() {
+        // Plain HTTP to a LAN address or name: Chromium ignores COOP there and logs an error.
+        assert!(!coop_for(&[("host", "192.168.1.20:8080")]));
+        assert!(!coop_for(&[("host", "desktop.lan")]));
+        assert!(!coop_for(&[]));
+        assert!(!coop_for(&[
+            ("host", "desktop.lan"),
+            ("x-forwarded-proto", "http")
+        ]));
+        assert!(!coop_for(&[
+            ("host", "desktop.lan"),
+            ("x-forwarded-proto", "http, https")
+        ]));
+        // HTTPS through a TLS-terminating proxy, or loopback: it takes effect.
+        assert!(coop_for(&[
+            ("host", "desktop.example"),
+            ("x-forwarded-proto", "https")
+        ]));
+        assert!(coop_for(&[
+            ("host", "desktop.example"),
+            ("forwarded", "for=10.0.0.1;proto=https;host=desktop.example")
+        ]));
+        assert!(coop_for(&[("host", "localhost:8080")]));
+        assert!(coop_for(&[("host", "127.0.0.1:8080")]));
+        assert!(coop_for(&[("host", "[::1]:8080")]));
+        assert!(!coop_for(&[("host", "[fe80::1]:8080")]));
     }
 
     #[test]

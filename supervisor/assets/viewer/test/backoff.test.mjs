@@ -1,6 +1,6 @@
 import test from "node:test";
 import assert from "node:assert/strict";
-import { Backoff, backoffDelay, classifyClose } from "../backoff.js";
+import { Backoff, backoffDelay, classifyClose, closeSocket } from "../backoff.js";
 
 test("the schedule doubles from 500 ms and is capped at 15 s", () => {
   const hi = [0, 1, 2, 3, 4, 5, 6, 10, 100].map((n) => backoffDelay(n, 1));
@@ -41,4 +41,25 @@ test("a socket that never opened is judged by the HTTP probe", () => {
   assert.equal(classifyClose(1006, 503), "unavailable");
   assert.equal(classifyClose(1006, 400), "retry");
   assert.equal(classifyClose(1006, undefined), "retry");
+});
+
+test("the native stream's close codes (docs/native-stream.md)", () => {
+  assert.equal(classifyClose(4503, undefined, "ws"), "unavailable");
+  assert.equal(classifyClose(4408, undefined, "ws"), "retry");
+  assert.equal(classifyClose(1001, undefined, "ws"), "retry");
+  assert.equal(classifyClose(1009, undefined, "ws"), "retry");
+  // A protocol violation there is not the token: retry, unlike the relay's 1008.
+  assert.equal(classifyClose(1008, undefined, "ws"), "retry");
+  assert.equal(classifyClose(1006, 401, "ws"), "unauthorized");
+  assert.equal(classifyClose(1006, 503, "ws"), "unavailable");
+});
+
+test("closeSocket uses a code the browser accepts, and only on a live socket", () => {
+  const calls = [];
+  const ws = (readyState) => ({ readyState, close: (...a) => calls.push(a) });
+  closeSocket(ws(1), 4000, "stale connection");
+  closeSocket(ws(0), 1001, "going");
+  closeSocket(ws(3), 4000, "already closed");
+  closeSocket(null);
+  assert.deepEqual(calls, [[4000, "stale connection"], [1000, "going"]]);
 });

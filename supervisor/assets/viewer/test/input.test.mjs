@@ -155,3 +155,19 @@ test("AltGr from Windows (Control + AltGraph): Control is released before the ch
   assert.equal(c.keyUp("ControlLeft", 0xffe3), null); // its keyup later is a no-op
   assert.deepEqual(c.releaseControlForAltGr(), []);
 });
+
+test("a view-only viewer sends nothing, queues nothing and never asks for control", () => {
+  const { c, sent, requests } = rig();
+  c.setChannelOpen(true);
+  c.setViewOnly(true);
+  c.move(1, 2);
+  c.buttonDown(1);
+  c.keyDown("KeyA", 0x61);
+  c.typeKeysym(0x62);
+  c.scroll({ x: 0, y: 1 }, false);
+  c.setHost(true);
+  assert.deepEqual(sent, []);
+  assert.equal(requests(), 0);
+  assert.equal(c.queue.length, 0);
+  assert.equal(c.buttons.size + c.keys.size, 0);
+});

@@ -1,0 +1,75 @@
+// The native stream's wire format (docs/native-stream.md, version 1): server messages on
+// /stream/ws decoded (JSON text and binary: cursor, pong, video frames), the page's JSON
+// messages encoded. The binary input messages are neko's and live in protocol.js.
+
+import { decodeServerMessage } from "./protocol.js";
+
+export const PROTOCOL = 1;
+export const VIDEO_FRAME = 0x10;
+/** Type byte, flags, seq, capture_us, width, height. */
+export const VIDEO_HEADER = 18;
+const KEY_FLAG = 0x01;
+
+function bytesOf(data) {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return null;
+}
+
+/**
+ * One binary message from the server. Video frames are
+ * `{type: "video", key, seq, captureUs, width, height, data}` (`data` a view into the message:
+ * one Annex B access unit); 0x01–0x03 are neko's messages (see protocol.js). Null for anything
+ * too short; never throws.
+ */
+export function decodeStreamBinary(data) {
+  const bytes = bytesOf(data);
+  if (!bytes || bytes.length < 1) return null;
+  if (bytes[0] !== VIDEO_FRAME) return decodeServerMessage(bytes);
+  if (bytes.length <= VIDEO_HEADER) return null;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return {
+    type: "video",
+    key: (v.getUint8(1) & KEY_FLAG) !== 0,
+    seq: v.getUint32(2),
+    captureUs: Number(v.getBigUint64(6)),
+    width: v.getUint16(14),
+    height: v.getUint16(16),
+    data: bytes.subarray(VIDEO_HEADER),
+  };
+}
+
+const positive = (n) => Number.isInteger(n) && n > 0 && n <= 0xffff;
+
+/**
+ * One text message from the server: `hello`, `resize` and `error` validated, anything else
+ * `{type: "unknown"}`; null when it is not a JSON object with a type, or a known type with
+ * bad fields.
+ */
+export function parseStreamText(text) {
+  let m;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!m || typeof m !== "object" || typeof m.type !== "string") return null;
+  switch (m.type) {
+    case "hello":
+      if (m.protocol !== PROTOCOL) return null;
+      if (m.access !== "control" && m.access !== "view") return null;
+      if (!positive(m.width) || !positive(m.height) || typeof m.codec !== "string" || m.codec === "") return null;
+      return { type: "hello", protocol: m.protocol, access: m.access, width: m.width, height: m.height, codec: m.codec };
+    case "resize":
+      if (!positive(m.width) || !positive(m.height) || typeof m.codec !== "string" || m.codec === "") return null;
+      return { type: "resize", width: m.width, height: m.height, codec: m.codec };
+    case "error":
+      return { type: "error", message: typeof m.message === "string" ? m.message : "" };
+    default:
+      return { type: "unknown", name: m.type };
+  }
+}
+
+export const keyframeRequest = () => JSON.stringify({ type: "keyframe" });
+export const pasteMessage = (text) => JSON.stringify({ type: "paste", text: String(text) });
+export const clipboardMessage = (text) => JSON.stringify({ type: "clipboard", text: String(text) });

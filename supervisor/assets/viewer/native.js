@@ -1,0 +1,251 @@
+// One native-stream session (docs/native-stream.md): the WebSocket to /stream/ws, hello and
+// resize, H.264 access units decoded with WebCodecs (`VideoDecoder`, optimizeForLatency,
+// Annex B) and handed to `draw` as VideoFrames; after a decoder error, a reset or a gap in
+// `seq`, delta frames are dropped until the next key frame. Cursor and pong messages are
+// passed on as decoded. Input goes out as neko's binary messages on the same socket.
+// Reconnecting is the caller's job: a session lives for one WebSocket. WebSocket, VideoDecoder
+// and EncodedVideoChunk are injected for tests.
+
+import { closeSocket } from "./backoff.js";
+import { clipboardMessage, decodeStreamBinary, keyframeRequest, parseStreamText, pasteMessage } from "./framing.js";
+import { encodeKey } from "./protocol.js";
+
+/** Chunks in the decoder beyond this: the page cannot keep up; skip to a key frame. */
+const MAX_DECODE_QUEUE = 16;
+/** Frames sent to the decoder and not yet out: their seq and capture time. */
+const MAX_PENDING = 64;
+
+export class NativeSession {
+  /**
+   * - `url`: the WebSocket URL of /stream/ws;
+   * - `on(event, detail)`: "hello", "access", "screen", "host", "input-open",
+   *   "server-message" (cursor-image, cursor-position, pong), "frame" (each decoded frame's
+   *   {seq, captureUs, key}), "unsupported" (the codec), "error", "close";
+   * - `draw(frame, meta)`: paints a VideoFrame (closed by the session afterwards);
+   * - `WebSocketImpl`, `VideoDecoderImpl`, `EncodedVideoChunkImpl`, `now` for tests.
+   */
+  constructor({ url, on = () => {}, draw = () => {}, WebSocketImpl = globalThis.WebSocket, VideoDecoderImpl = globalThis.VideoDecoder, EncodedVideoChunkImpl = globalThis.EncodedVideoChunk, now = () => Date.now() }) {
+    Object.assign(this, { url, on, draw, WebSocketImpl, VideoDecoderImpl, EncodedVideoChunkImpl, now });
+    this.name = "ws";
+    this.ws = null;
+    this.opened = false;
+    this.closed = false;
+    this.lastReceived = now();
+    this.hello = null;
+    this.config = null;
+    this.decoder = null;
+    this.waitKey = true;
+    this.lastSeq = null;
+    this.pending = new Map();
+    this.stats = { received: 0, decoded: 0, dropped: 0, gaps: 0, resets: 0, keyframeRequests: 0 };
+  }
+
+  get inputOpen() {
+    return Boolean(this.hello && this.ws && this.ws.readyState === 1);
+  }
+
+  start() {
+    const ws = new this.WebSocketImpl(this.url);
+    this.ws = ws;
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => {
+      this.opened = true;
+      this.lastReceived = this.now();
+    };
+    ws.onmessage = (ev) => {
+      if (this.closed) return;
+      this.lastReceived = this.now();
+      if (typeof ev.data === "string") this.text(ev.data);
+      else this.binary(ev.data);
+    };
+    ws.onclose = (ev) => {
+      this.teardown();
+      if (this.closed) return;
+      this.closed = true;
+      this.on("close", { code: ev.code, reason: ev.reason || "", opened: this.opened });
+    };
+    ws.onerror = () => {};
+  }
+
+  text(data) {
+    const m = parseStreamText(data);
+    if (!m) {
+      this.on("error", `bad message from the server: ${String(data).slice(0, 80)}`);
+      return;
+    }
+    if (m.type === "hello") {
+      this.hello = m;
+      this.on("hello", m);
+      this.on("access", m.access);
+      this.on("screen", { width: m.width, height: m.height });
+      // No host arbitration on this transport: every control client may send input.
+      this.on("host", { isHost: m.access === "control" });
+      this.configure(m.codec, m.width, m.height);
+      this.on("input-open", true);
+    } else if (m.type === "resize") {
+      this.on("screen", { width: m.width, height: m.height });
+      this.configure(m.codec, m.width, m.height);
+    } else if (m.type === "error") {
+      this.on("error", `server: ${m.message}`);
+    }
+  }
+
+  binary(data) {
+    const m = decodeStreamBinary(data);
+    if (!m) return;
+    if (m.type === "video") this.video(m);
+    else if (m.type !== "unknown") this.on("server-message", m);
+  }
+
+  /** (Re)configures the decoder; the next frame it takes is a key frame. */
+  configure(codec, width, height) {
+    this.config = { codec, codedWidth: width, codedHeight: height, optimizeForLatency: true };
+    this.newDecoder();
+  }
+
+  newDecoder() {
+    this.closeDecoder();
+    this.waitKey = true;
+    this.pending.clear();
+    if (!this.config) return;
+    if (typeof this.VideoDecoderImpl !== "function") {
+      this.on("unsupported", { codec: this.config.codec, reason: "no VideoDecoder" });
+      return;
+    }
+    const d = new this.VideoDecoderImpl({
+      output: (frame) => this.output(d, frame),
+      error: (err) => this.decoderError(d, err),
+    });
+    try {
+      d.configure(this.config);
+    } catch (err) {
+      this.on("unsupported", { codec: this.config.codec, reason: String(err && err.message ? err.message : err) });
+      return;
+    }
+    this.decoder = d;
+  }
+
+  closeDecoder() {
+    const d = this.decoder;
+    this.decoder = null;
+    if (d && d.state !== "closed") {
+      try {
+        d.close();
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+
+  decoderError(d, err) {
+    if (d !== this.decoder || this.closed) return;
+    this.on("error", `video decoder: ${err && err.message ? err.message : err}`);
+    this.reset();
+  }
+
+  /** A fresh decoder that waits for a key frame, which the server is asked for. */
+  reset() {
+    this.stats.resets += 1;
+    this.newDecoder();
+    this.requestKeyframe();
+  }
+
+  requestKeyframe() {
+    if (this.sendText(keyframeRequest())) this.stats.keyframeRequests += 1;
+  }
+
+  video(m) {
+    this.stats.received += 1;
+    const gap = this.lastSeq !== null && m.seq !== ((this.lastSeq + 1) >>> 0);
+    this.lastSeq = m.seq;
+    if (gap) {
+      // The server skipped this viewer forward; it sends a key frame next (its own request).
+      this.stats.gaps += 1;
+      this.waitKey = true;
+    }
+    if (!this.decoder) {
+      this.stats.dropped += 1;
+      return;
+    }
+    if (!m.key && this.decoder.decodeQueueSize > MAX_DECODE_QUEUE) {
+      this.stats.dropped += 1;
+      this.reset();
+      return;
+    }
+    if (this.waitKey && !m.key) {
+      this.stats.dropped += 1;
+      return;
+    }
+    this.waitKey = false;
+    if (this.pending.size >= MAX_PENDING) this.pending.delete(this.pending.keys().next().value);
+    this.pending.set(m.seq, { seq: m.seq, captureUs: m.captureUs, key: m.key, receivedMs: this.now() });
+    try {
+      this.decoder.decode(new this.EncodedVideoChunkImpl({ type: m.key ? "key" : "delta", timestamp: m.seq, data: m.data }));
+    } catch (err) {
+      this.on("error", `video decode: ${err && err.message ? err.message : err}`);
+      this.reset();
+    }
+  }
+
+  output(d, frame) {
+    try {
+      if (d !== this.decoder || this.closed) return;
+      const meta = this.pending.get(frame.timestamp) || { seq: frame.timestamp, captureUs: null, key: false, receivedMs: null };
+      this.pending.delete(frame.timestamp);
+      this.stats.decoded += 1;
+      this.draw(frame, meta);
+      this.on("frame", meta);
+    } finally {
+      frame.close();
+    }
+  }
+
+  sendText(text) {
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    this.ws.send(text);
+    return true;
+  }
+
+  /** neko's binary input (protocol.js); false when the socket is not open. */
+  sendInput(buf) {
+    if (!this.inputOpen) return false;
+    this.ws.send(buf);
+    return true;
+  }
+
+  /**
+   * Pastes `text`: typed by the server, or, with `keysym` (the user's own combination, e.g.
+   * Ctrl+V with Ctrl held), put in the desktop's clipboard and that key pressed after it, on
+   * the same socket so the server applies them in this order.
+   */
+  paste(text, keysym = null) {
+    if (!this.inputOpen) return false;
+    if (keysym === null) return this.sendText(pasteMessage(text));
+    this.sendText(clipboardMessage(text));
+    this.ws.send(encodeKey(true, keysym));
+    this.ws.send(encodeKey(false, keysym));
+    return true;
+  }
+
+  /** No host arbitration on this transport: nothing to ask for. */
+  requestControl() {}
+
+  /** Sound needs the WebRTC path. */
+  setAudio() {}
+
+  teardown() {
+    this.closeDecoder();
+    this.pending.clear();
+  }
+
+  /** Ends the session; `close` is reported once with the given code. */
+  close(code = 1000, reason = "") {
+    const ws = this.ws;
+    this.teardown();
+    if (!this.closed) {
+      this.closed = true;
+      this.on("close", { code, reason, opened: this.opened, local: true });
+    }
+    closeSocket(ws, code, reason);
+  }
+}

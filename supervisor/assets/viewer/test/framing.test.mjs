@@ -1,0 +1,85 @@
+// The native stream's framing (docs/native-stream.md) byte for byte.
+import test from "node:test";
+import assert from "node:assert/strict";
+import { decodeStreamBinary, parseStreamText, keyframeRequest, pasteMessage, clipboardMessage, VIDEO_HEADER } from "../framing.js";
+
+/** A video frame as the contract lays it out: 0x10, flags, seq:u32, capture_us:u64, w:u16, h:u16, AU. */
+function videoFrame({ key, seq, captureUs, width, height, au }) {
+  const buf = new Uint8Array(18 + au.length);
+  const v = new DataView(buf.buffer);
+  v.setUint8(0, 0x10);
+  v.setUint8(1, key ? 1 : 0);
+  v.setUint32(2, seq);
+  v.setBigUint64(6, BigInt(captureUs));
+  v.setUint16(14, width);
+  v.setUint16(16, height);
+  buf.set(au, 18);
+  return buf.buffer;
+}
+
+test("a video frame's 18-byte header and its access unit", () => {
+  assert.equal(VIDEO_HEADER, 18);
+  const au = [0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f];
+  const m = decodeStreamBinary(videoFrame({ key: true, seq: 0xfffffffe, captureUs: 1764630000123456, width: 1280, height: 720, au }));
+  assert.equal(m.type, "video");
+  assert.equal(m.key, true);
+  assert.equal(m.seq, 0xfffffffe);
+  assert.equal(m.captureUs, 1764630000123456);
+  assert.equal(m.width, 1280);
+  assert.equal(m.height, 720);
+  assert.deepEqual([...m.data], au);
+});
+
+test("the exact bytes of a delta frame", () => {
+  const raw = new Uint8Array([0x10, 0x02, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x03, 0xe8, 0x05, 0x00, 0x02, 0xd0, 0, 0, 1, 0x41]);
+  const m = decodeStreamBinary(raw.buffer);
+  assert.deepEqual({ ...m, data: [...m.data] }, { type: "video", key: false, seq: 256, captureUs: 1000, width: 1280, height: 720, data: [0, 0, 1, 0x41] });
+});
+
+test("a frame with no access unit or a short header is not a frame", () => {
+  const header = new Uint8Array(18);
+  header[0] = 0x10;
+  assert.equal(decodeStreamBinary(header.buffer), null);
+  assert.equal(decodeStreamBinary(header.slice(0, 10).buffer), null);
+  assert.equal(decodeStreamBinary(new ArrayBuffer(0)), null);
+  assert.equal(decodeStreamBinary("text"), null);
+});
+
+test("cursor and pong messages are neko's", () => {
+  const pos = new Uint8Array([0x01, 0, 4, 0x01, 0x2c, 0x00, 0xc8]);
+  assert.deepEqual(decodeStreamBinary(pos.buffer), { type: "cursor-position", x: 300, y: 200 });
+  const img = new Uint8Array([0x02, 0, 12, 0, 16, 0, 16, 0, 1, 0, 2, 0x89]);
+  const c = decodeStreamBinary(img.buffer);
+  assert.equal(c.type, "cursor-image");
+  assert.deepEqual([c.width, c.height, c.xhot, c.yhot, [...c.png]], [16, 16, 1, 2, [0x89]]);
+  const pong = new Uint8Array(19);
+  const v = new DataView(pong.buffer);
+  v.setUint8(0, 3);
+  v.setUint16(1, 16);
+  v.setUint32(7, 5000);
+  v.setUint32(15, 6000);
+  assert.deepEqual(decodeStreamBinary(pong.buffer), { type: "pong", clientMs: 5000, serverMs: 6000 });
+  assert.deepEqual(decodeStreamBinary(new Uint8Array([0x55, 0, 0]).buffer), { type: "unknown", op: 0x55 });
+});
+
+test("hello is validated", () => {
+  const hello = { type: "hello", protocol: 1, access: "view", width: 1280, height: 720, codec: "avc1.42e01f" };
+  assert.deepEqual(parseStreamText(JSON.stringify(hello)), hello);
+  for (const bad of [{ protocol: 2 }, { access: "admin" }, { width: 0 }, { height: 1.5 }, { codec: "" }, { codec: 7 }]) {
+    assert.equal(parseStreamText(JSON.stringify({ ...hello, ...bad })), null, JSON.stringify(bad));
+  }
+});
+
+test("resize, error, unknown and garbage", () => {
+  assert.deepEqual(parseStreamText('{"type":"resize","width":800,"height":600,"codec":"avc1.42e01f"}'), { type: "resize", width: 800, height: 600, codec: "avc1.42e01f" });
+  assert.equal(parseStreamText('{"type":"resize","width":800}'), null);
+  assert.deepEqual(parseStreamText('{"type":"error","message":"input refused"}'), { type: "error", message: "input refused" });
+  assert.deepEqual(parseStreamText('{"type":"later"}'), { type: "unknown", name: "later" });
+  for (const bad of ["", "nope", "[]", "null", '{"type":3}']) assert.equal(parseStreamText(bad), null, bad);
+});
+
+test("the page's JSON messages", () => {
+  assert.deepEqual(JSON.parse(keyframeRequest()), { type: "keyframe" });
+  assert.deepEqual(JSON.parse(pasteMessage("héllo\n")), { type: "paste", text: "héllo\n" });
+  assert.deepEqual(JSON.parse(clipboardMessage("x")), { type: "clipboard", text: "x" });
+});

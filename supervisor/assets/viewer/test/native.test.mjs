@@ -1,0 +1,233 @@
+// The native-stream session against fake WebSocket and VideoDecoder objects: hello, decoding
+// key/delta frames, waiting for a key frame after a gap or a decoder error (and asking for
+// one), input and paste on the socket.
+import test from "node:test";
+import assert from "node:assert/strict";
+import { NativeSession } from "../native.js";
+
+class FakeWS {
+  constructor(url) {
+    this.url = url;
+    this.readyState = 1;
+    this.sent = [];
+    FakeWS.last = this;
+  }
+  send(data) {
+    this.sent.push(typeof data === "string" ? JSON.parse(data) : [...new Uint8Array(data)]);
+  }
+  close(code) {
+    this.readyState = 3;
+    this.closedWith = code;
+  }
+  text(obj) {
+    this.onmessage({ data: JSON.stringify(obj) });
+  }
+  binary(buf) {
+    this.onmessage({ data: buf });
+  }
+}
+
+class FakeDecoder {
+  constructor({ output, error }) {
+    Object.assign(this, { output, error });
+    this.state = "unconfigured";
+    this.decodeQueueSize = 0;
+    this.chunks = [];
+    FakeDecoder.all.push(this);
+  }
+  configure(config) {
+    if (config.codec.startsWith("bogus")) throw new TypeError("unsupported codec");
+    this.config = config;
+    this.state = "configured";
+  }
+  decode(chunk) {
+    this.chunks.push(chunk);
+    // Synchronous output keeps the test simple; a real decoder answers later.
+    this.output({ timestamp: chunk.timestamp, close() { this.closed = true; } });
+  }
+  close() {
+    this.state = "closed";
+  }
+}
+FakeDecoder.all = [];
+
+class Chunk {
+  constructor(init) {
+    Object.assign(this, init);
+  }
+}
+
+function frame(seq, key, captureUs = 1000 + seq) {
+  const buf = new Uint8Array(22);
+  const v = new DataView(buf.buffer);
+  v.setUint8(0, 0x10);
+  v.setUint8(1, key ? 1 : 0);
+  v.setUint32(2, seq);
+  v.setBigUint64(6, BigInt(captureUs));
+  v.setUint16(14, 1280);
+  v.setUint16(16, 720);
+  buf.set([0, 0, 0, 1], 18);
+  return buf.buffer;
+}
+
+const HELLO = { type: "hello", protocol: 1, access: "control", width: 1280, height: 720, codec: "avc1.42e01f" };
+
+function session() {
+  FakeDecoder.all = [];
+  const events = [];
+  const drawn = [];
+  const s = new NativeSession({
+    url: "ws://h/stream/ws",
+    on: (ev, d) => events.push([ev, d]),
+    draw: (f, meta) => drawn.push(meta.seq),
+    WebSocketImpl: FakeWS,
+    VideoDecoderImpl: FakeDecoder,
+    EncodedVideoChunkImpl: Chunk,
+  });
+  s.start();
+  const ws = FakeWS.last;
+  ws.onopen();
+  return { s, ws, events, drawn };
+}
+
+const named = (events, name) => events.filter(([e]) => e === name).map(([, d]) => d);
+
+test("hello configures a low-latency decoder and opens input for a control client", () => {
+  const { s, ws, events } = session();
+  assert.equal(ws.binaryType, "arraybuffer");
+  assert.equal(s.inputOpen, false);
+  ws.text(HELLO);
+  assert.deepEqual(named(events, "access"), ["control"]);
+  assert.deepEqual(named(events, "screen"), [{ width: 1280, height: 720 }]);
+  assert.deepEqual(named(events, "host"), [{ isHost: true }]);
+  assert.deepEqual(named(events, "input-open"), [true]);
+  assert.deepEqual(FakeDecoder.all[0].config, { codec: "avc1.42e01f", codedWidth: 1280, codedHeight: 720, optimizeForLatency: true });
+  assert.equal(s.inputOpen, true);
+});
+
+test("a view client is never host", () => {
+  const { ws, events } = session();
+  ws.text({ ...HELLO, access: "view" });
+  assert.deepEqual(named(events, "host"), [{ isHost: false }]);
+  assert.deepEqual(named(events, "access"), ["view"]);
+});
+
+test("key and delta frames are decoded in order; deltas before the first key are dropped", () => {
+  const { s, ws, events, drawn } = session();
+  ws.text(HELLO);
+  ws.binary(frame(4, false));
+  ws.binary(frame(5, true));
+  ws.binary(frame(6, false));
+  const d = FakeDecoder.all[0];
+  assert.deepEqual(d.chunks.map((c) => [c.type, c.timestamp, [...c.data]]), [["key", 5, [0, 0, 0, 1]], ["delta", 6, [0, 0, 0, 1]]]);
+  assert.deepEqual(drawn, [5, 6]);
+  assert.deepEqual(named(events, "frame").map((m) => [m.seq, m.captureUs, m.key]), [[5, 1005, true], [6, 1006, false]]);
+  assert.equal(s.stats.dropped, 1);
+});
+
+test("a gap in seq waits for the next key frame", () => {
+  const { s, ws, drawn } = session();
+  ws.text(HELLO);
+  ws.binary(frame(1, true));
+  ws.binary(frame(2, false));
+  ws.binary(frame(5, false)); // 3 and 4 skipped by the server
+  ws.binary(frame(6, false));
+  ws.binary(frame(7, true));
+  ws.binary(frame(8, false));
+  assert.deepEqual(drawn, [1, 2, 7, 8]);
+  assert.equal(s.stats.gaps, 1);
+  // seq wraps around without counting as a gap
+  ws.binary(frame(0xffffffff, true));
+  ws.binary(frame(0, false));
+  assert.deepEqual(drawn.slice(-2), [0xffffffff, 0]);
+  assert.equal(s.stats.gaps, 2, "8 → 0xffffffff is a gap, 0xffffffff → 0 is not");
+});
+
+test("a decoder error resets the decoder, asks for a key frame and waits for it", () => {
+  const { s, ws, events, drawn } = session();
+  ws.text(HELLO);
+  ws.binary(frame(1, true));
+  const first = FakeDecoder.all[0];
+  first.error(new Error("broken bitstream"));
+  assert.equal(first.state, "closed");
+  assert.equal(FakeDecoder.all.length, 2);
+  assert.deepEqual(ws.sent, [{ type: "keyframe" }]);
+  ws.binary(frame(2, false));
+  ws.binary(frame(3, true));
+  assert.deepEqual(drawn, [1, 3]);
+  assert.equal(s.stats.resets, 1);
+  assert.ok(named(events, "error").some((e) => /broken bitstream/.test(e)));
+  // A late error from the old decoder changes nothing.
+  first.error(new Error("late"));
+  assert.equal(FakeDecoder.all.length, 2);
+});
+
+test("a decoder that falls behind is reset to the next key frame", () => {
+  const { ws, drawn } = session();
+  ws.text(HELLO);
+  ws.binary(frame(1, true));
+  FakeDecoder.all[0].decodeQueueSize = 100;
+  ws.binary(frame(2, false));
+  assert.equal(FakeDecoder.all.length, 2);
+  assert.deepEqual(ws.sent, [{ type: "keyframe" }]);
+  ws.binary(frame(3, false));
+  ws.binary(frame(4, true));
+  assert.deepEqual(drawn, [1, 4]);
+});
+
+test("resize reconfigures and waits for a key frame", () => {
+  const { ws, events, drawn } = session();
+  ws.text(HELLO);
+  ws.binary(frame(1, true));
+  ws.text({ type: "resize", width: 800, height: 600, codec: "avc1.42e01f" });
+  assert.deepEqual(named(events, "screen").pop(), { width: 800, height: 600 });
+  assert.equal(FakeDecoder.all[1].config.codedWidth, 800);
+  ws.binary(frame(2, false));
+  ws.binary(frame(3, true));
+  assert.deepEqual(drawn, [1, 3]);
+});
+
+test("an unsupported codec is reported", () => {
+  const { ws, events } = session();
+  ws.text({ ...HELLO, codec: "bogus.1" });
+  assert.equal(named(events, "unsupported")[0].codec, "bogus.1");
+  ws.binary(frame(1, true)); // no decoder: dropped, no crash
+});
+
+test("cursor and pong messages are passed on; garbage is reported, not thrown", () => {
+  const { ws, events } = session();
+  ws.text(HELLO);
+  ws.binary(new Uint8Array([0x01, 0, 4, 0, 10, 0, 20]).buffer);
+  assert.deepEqual(named(events, "server-message"), [{ type: "cursor-position", x: 10, y: 20 }]);
+  ws.onmessage({ data: "not json" });
+  assert.equal(named(events, "error").length, 1);
+});
+
+test("input and paste go out on the socket; nothing before hello", () => {
+  const { s, ws } = session();
+  assert.equal(s.sendInput(new Uint8Array([1, 0, 4, 0, 1, 0, 2]).buffer), false);
+  ws.text(HELLO);
+  assert.equal(s.sendInput(new Uint8Array([1, 0, 4, 0, 1, 0, 2]).buffer), true);
+  s.paste("héllo");
+  s.paste("x", 0x76);
+  assert.deepEqual(ws.sent, [
+    [1, 0, 4, 0, 1, 0, 2],
+    { type: "paste", text: "héllo" },
+    { type: "clipboard", text: "x" },
+    [3, 0, 4, 0, 0, 0, 0x76],
+    [4, 0, 4, 0, 0, 0, 0x76],
+  ]);
+});
+
+test("close is reported once, with the server's code, and the decoder is closed", () => {
+  const { s, ws, events } = session();
+  ws.text(HELLO);
+  ws.onclose({ code: 4503, reason: "display gone" });
+  s.close(4000, "again");
+  assert.deepEqual(named(events, "close"), [{ code: 4503, reason: "display gone", opened: true }]);
+  assert.equal(FakeDecoder.all[0].state, "closed");
+  const t = session();
+  t.s.close(4000, "stale connection");
+  assert.equal(t.ws.closedWith, 4000);
+  assert.deepEqual(named(t.events, "close"), [{ code: 4000, reason: "stale connection", opened: true, local: true }]);
+});

@@ -1,0 +1,145 @@
+// The WebRTC session adapter: neko's events mapped to the page's, the track attached, the
+// first painted frame reported once, the data channel carrying input and cursor messages,
+// paste and control over signaling, and the no-media timeout.
+import test from "node:test";
+import assert from "node:assert/strict";
+import { NO_MEDIA, WebRtcSession } from "../webrtc.js";
+
+class FakeNeko {
+  constructor(opts) {
+    Object.assign(this, opts);
+    this.sent = [];
+    this.opened = true;
+    this.closed = false;
+    this.lastReceived = 42;
+    this.pc = null;
+    this.dc = null;
+    FakeNeko.last = this;
+  }
+  start() {}
+  send(event, payload) {
+    this.sent.push(payload === undefined ? { event } : { event, payload });
+    return true;
+  }
+  close(code, reason) {
+    this.closed = true;
+    this.on("close", { code, reason, opened: true, local: true });
+  }
+}
+
+class FakeChannel {
+  constructor() {
+    this.readyState = "connecting";
+    this.listeners = {};
+    this.sent = [];
+  }
+  addEventListener(name, fn) {
+    (this.listeners[name] ||= []).push(fn);
+  }
+  fire(name, ev = {}) {
+    for (const fn of this.listeners[name] || []) fn(ev);
+  }
+  send(buf) {
+    this.sent.push([...new Uint8Array(buf)]);
+  }
+}
+
+function video() {
+  return {
+    srcObject: null,
+    videoWidth: 1280,
+    videoHeight: 720,
+    plays: 0,
+    play() {
+      this.plays += 1;
+      return Promise.resolve();
+    },
+    requestVideoFrameCallback(fn) {
+      this.frameCallback = fn;
+    },
+  };
+}
+
+function rig(opts = {}) {
+  const events = [];
+  const v = video();
+  const s = new WebRtcSession({ url: "ws://h/stream/signaling", video: v, on: (ev, d) => events.push([ev, d]), NekoSessionImpl: FakeNeko, ...opts });
+  s.start();
+  return { s, v, neko: FakeNeko.last, events };
+}
+
+const named = (events, name) => events.filter(([e]) => e === name).map(([, d]) => d);
+
+test("init gives the session id and the screen; host passes through", () => {
+  const { s, neko, events } = rig();
+  neko.on("init", { sessionId: "viewer-1", screen: { width: 1280, height: 720, rate: 25 } });
+  neko.on("host", { isHost: true, hostId: "viewer-1" });
+  assert.deepEqual(named(events, "session-id"), ["viewer-1"]);
+  assert.deepEqual(named(events, "screen"), [{ width: 1280, height: 720, rate: 25 }]);
+  assert.deepEqual(named(events, "host"), [{ isHost: true, hostId: "viewer-1" }]);
+  s.close();
+});
+
+test("the track plays in the video; the first painted frame is reported once", () => {
+  const { s, v, neko, events } = rig();
+  const stream = { id: "main" };
+  neko.on("track", { streams: [stream], track: { kind: "video" } });
+  assert.equal(v.srcObject, stream);
+  assert.equal(v.plays, 1);
+  assert.deepEqual(named(events, "first-frame"), []);
+  v.frameCallback();
+  v.frameCallback();
+  assert.deepEqual(named(events, "first-frame"), [{ width: 1280, height: 720 }]);
+  assert.equal(s.shownFirst, true);
+  s.close();
+});
+
+test("the data channel: input out, cursor and pong in, open and close reported", () => {
+  const { s, neko, events } = rig();
+  const dc = new FakeChannel();
+  neko.dc = dc;
+  neko.on("datachannel", dc);
+  assert.equal(s.sendInput(new Uint8Array([1, 0, 4, 0, 1, 0, 2]).buffer), false, "not open yet");
+  dc.readyState = "open";
+  dc.fire("open");
+  assert.equal(s.inputOpen, true);
+  assert.equal(s.sendInput(new Uint8Array([1, 0, 4, 0, 1, 0, 2]).buffer), true);
+  assert.deepEqual(dc.sent, [[1, 0, 4, 0, 1, 0, 2]]);
+  dc.fire("message", { data: new Uint8Array([1, 0, 7, 0, 10, 0, 20]).buffer });
+  dc.fire("message", { data: new Uint8Array([0x42, 0, 3]).buffer });
+  assert.deepEqual(named(events, "server-message"), [{ type: "cursor-position", x: 10, y: 20 }]);
+  dc.readyState = "closed";
+  dc.fire("close");
+  assert.deepEqual(named(events, "input-open"), [true, false]);
+  s.close();
+});
+
+test("paste, control and sound go over signaling", () => {
+  const { s, neko } = rig();
+  s.paste("héllo");
+  s.paste("x", 0x76);
+  s.requestControl();
+  s.setAudio(true);
+  assert.deepEqual(neko.sent, [
+    { event: "control/paste", payload: { text: "héllo" } },
+    { event: "clipboard/set", payload: { text: "x" } },
+    { event: "control/keypress", payload: { keysym: 0x76 } },
+    { event: "control/request" },
+    { event: "signal/audio", payload: { disabled: false } },
+  ]);
+  assert.equal(neko.audio, true);
+  s.close();
+});
+
+test("a peer that never connects is closed as no media; a failed one at once", async () => {
+  const { neko, events } = rig({ mediaTimeoutMs: 10 });
+  await new Promise((r) => setTimeout(r, 40));
+  assert.deepEqual(named(events, "close"), [{ code: 4000, reason: NO_MEDIA, opened: true, local: true }]);
+  assert.equal(neko.closed, true);
+
+  const t = rig();
+  t.neko.on("peer-state", "connected");
+  t.neko.on("peer-state", "failed");
+  assert.deepEqual(named(t.events, "peer-state"), ["connected", "failed"]);
+  assert.equal(named(t.events, "close")[0].reason, "peer failed");
+});
