@@ -688,7 +688,7 @@ struct Ten {
     browser_kb: f64,
 }
 
-/// The sum of the `/metrics` samples whose name contains `stream` and `frames`.
+/// `deskd_stream_frames_encoded_total` from `/metrics` (summed over its labels).
 fn frames_encoded(deskd: &Deskd) -> Option<f64> {
     let (status, body) = stacks::http_get(deskd.addr, "/metrics");
     if status != 200 {
@@ -696,7 +696,7 @@ fn frames_encoded(deskd: &Deskd) -> Option<f64> {
     }
     let xs: Vec<f64> = body
         .lines()
-        .filter(|l| !l.starts_with('#') && l.contains("stream") && l.contains("frames"))
+        .filter(|l| l.starts_with("deskd_stream_frames_encoded_total"))
         .filter_map(|l| l.split_whitespace().last()?.parse().ok())
         .collect();
     (!xs.is_empty()).then(|| xs.iter().sum())
@@ -990,7 +990,7 @@ fn report(
                     Some((a, b)) => println!(
                         "frames encoded (deskd /metrics) in the window: 1 viewer {a:.0}, 10 viewers {b:.0}"
                     ),
-                    None => println!("frames encoded: deskd's /metrics has no stream frame counter"),
+                    None => println!("frames encoded: deskd's /metrics has no deskd_stream_frames_encoded_total"),
                 }
             }
             Err(e) => println!("failed: {e}"),

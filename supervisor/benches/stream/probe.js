@@ -118,17 +118,16 @@
         : [el.width, el.height];
   const watchedVideos = new WeakSet();
   const usable = (el) => {
+    if (el instanceof HTMLVideoElement && !watchedVideos.has(el) && el.requestVideoFrameCallback) {
+      // Before it has a size: the first frame presented is what counts.
+      watchedVideos.add(el);
+      el.requestVideoFrameCallback(() => {
+        if (B.firstVideoFrame === null) B.firstVideoFrame = now();
+      });
+    }
     const [w, h] = dims(el);
     if (w < 320 || h < 180) return false;
-    if (el instanceof HTMLVideoElement) {
-      if (!watchedVideos.has(el) && el.requestVideoFrameCallback) {
-        watchedVideos.add(el);
-        el.requestVideoFrameCallback(() => {
-          if (B.firstVideoFrame === null) B.firstVideoFrame = now();
-        });
-      }
-      if (el.readyState < 2) return false;
-    }
+    if (el instanceof HTMLVideoElement && el.readyState < 2) return false;
     if (el instanceof HTMLImageElement && !el.complete) return false;
     const r = el.getBoundingClientRect();
     if (r.width < 1 || r.height < 1) return false;
