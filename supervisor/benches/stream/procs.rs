@@ -76,11 +76,22 @@ impl Drop for Proc {
     }
 }
 
-/// SIGKILL to every process group still registered (signal handler and watchdog path).
+/// SIGKILL to every process group still registered and to every descendant of their
+/// processes (deskd's services lead groups of their own), for the signal handler and the
+/// watchdog.
 pub fn kill_all() {
     let groups = GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+    let mut pids = Vec::new();
+    for g in &groups {
+        for p in group(*g as u32) {
+            pids.extend(tree(p));
+        }
+    }
     for g in groups {
         let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+    }
+    for p in pids {
+        let _ = nix::sys::signal::kill(Pid::from_raw(p as i32), Signal::SIGKILL);
     }
 }
 
