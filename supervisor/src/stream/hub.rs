@@ -4,7 +4,8 @@
 //! (the last one leaving ends it and closes its X connection). It sleeps in `poll` on the X
 //! connection and a wake socket: damage after idle is captured at once, frames are at most
 //! `max_fps` apart, a static screen encodes nothing. The pointer position is polled at the
-//! frame rate while viewers exist. One refinement frame follows the last change by
+//! frame rate while it moves and at [`POINTER_RESTING_POLL`] once it has rested for
+//! [`POINTER_REST`] (a round trip to the X server 60 times a second was most of the idle cost). One refinement frame follows the last change by
 //! [`REFINE_AFTER`], so a picture that settled is sent once more at the encoder's better
 //! quality (the rate controller spends more bits when the picture stops changing).
 //!
@@ -31,6 +32,22 @@ use crate::metrics::Metrics;
 pub const VIEWER_QUEUE: usize = 16;
 /// The refinement frame comes this long after the last change.
 pub const REFINE_AFTER: Duration = Duration::from_millis(150);
+
+/// How long the pointer must not move before it is polled at [`POINTER_RESTING_POLL`].
+pub const POINTER_REST: Duration = Duration::from_secs(1);
+
+/// The pointer poll period once it rests: the first move after a rest shows this late at most.
+pub const POINTER_RESTING_POLL: Duration = Duration::from_millis(100);
+
+/// When to ask the X server for the pointer again: at the frame interval while it moves, less
+/// often once it has rested (never less often than the frame interval itself).
+fn pointer_poll_period(since_moved: Duration, frame_interval: Duration) -> Duration {
+    if since_moved >= POINTER_REST {
+        POINTER_RESTING_POLL.max(frame_interval)
+    } else {
+        frame_interval
+    }
+}
 
 /// What a viewer's connection is asked to send.
 #[derive(Debug, Clone)]
@@ -234,6 +251,7 @@ fn stream(shared: &Shared) -> Result<(), String> {
     let mut last_encode: Option<Instant> = None;
     let mut refine_at: Option<Instant> = None;
     let mut next_pointer = Instant::now();
+    let mut pointer_moved_at = Instant::now();
     let mut seq: u32 = 0;
     tracing::debug!(display = %shared.display, "native stream started");
     loop {
@@ -284,9 +302,10 @@ fn stream(shared: &Shared) -> Result<(), String> {
             let p = cap.pointer().map_err(|e| e.to_string())?;
             if f.pointer != Some(p) {
                 f.pointer = Some(p);
+                pointer_moved_at = now;
                 broadcast(shared, &protocol::cursor_position(p.0, p.1), false);
             }
-            next_pointer = now + interval;
+            next_pointer = now + pointer_poll_period(now - pointer_moved_at, interval);
         }
         let refine_due = refine_at.is_some_and(|t| now >= t);
         if !(cap.damaged() || want_key || refine_due) || now < next_frame {
@@ -396,5 +415,27 @@ fn deliver(shared: &Shared, f: &Frame, msg: Bytes, key: bool) {
             }
             v.needs_cursor = !sent_image;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resting_pointer_is_polled_less_often() {
+        let frame = Duration::from_secs(1) / 60;
+        assert_eq!(pointer_poll_period(Duration::ZERO, frame), frame);
+        assert_eq!(
+            pointer_poll_period(Duration::from_millis(999), frame),
+            frame
+        );
+        assert_eq!(
+            pointer_poll_period(POINTER_REST, frame),
+            POINTER_RESTING_POLL
+        );
+        // a frame rate below the resting poll's keeps its own period
+        let slow = Duration::from_secs(1);
+        assert_eq!(pointer_poll_period(POINTER_REST, slow), slow);
     }
 }
