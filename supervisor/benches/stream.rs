@@ -101,9 +101,9 @@ fn main() {
     }
 }
 
-/// Re-runs this binary in a private network namespace (lo up, a veth pair 10.213.0.1/30 —
-/// 10.213.0.2/30 as the default route, so Chromium gathers a host candidate that neko can
-/// reach). `Ok(Some(code))`: the run happened there; `Ok(None)`: we are inside;
+/// Re-runs this binary in a private network namespace (lo up, a veth pair with 10.213.0.1/30
+/// on v0 as the default route, so Chromium gathers a host candidate that neko can reach; only
+/// one end has an address, since neko in ICE lite answers on one socket per nat1to1 address). `Ok(Some(code))`: the run happened there; `Ok(None)`: we are inside;
 /// `Err(why)`: no namespace, run here (WebRTC is then skipped).
 fn enter_private_network() -> std::result::Result<Option<i32>, String> {
     if std::env::var_os(NETNS_ENV).is_some() {
@@ -113,7 +113,7 @@ fn enter_private_network() -> std::result::Result<Option<i32>, String> {
         return Err("unshare (util-linux) or ip (iproute2) is missing".into());
     }
     let setup = "ip link set lo up && ip link add v0 type veth peer name v1 \
-         && ip addr add 10.213.0.1/30 dev v0 && ip addr add 10.213.0.2/30 dev v1 \
+         && ip addr add 10.213.0.1/30 dev v0 \
          && ip link set v0 up && ip link set v1 up && ip route add default dev v0";
     let mut base = vec!["--net"];
     if !nix::unistd::getuid().is_root() {
