@@ -1,5 +1,5 @@
-// Closing and coming back: closing a socket with a code the browser accepts, what a close
-// means, and the reconnect delays: exponential, capped, with jitter so many viewers do not
+// Opening and closing and coming back: a session's socket (opened the same way by both
+// transports), closing it with a code the browser accepts, what a close means, and the reconnect delays: exponential, capped, with jitter so many viewers do not
 // come back in step after a restart ("equal jitter": half the delay fixed, half random).
 
 export const DEFAULTS = Object.freeze({ base: 500, factor: 2, cap: 15000, jitter: 0.5 });
@@ -64,4 +64,32 @@ export function closeSocket(ws, code = 1000, reason = "") {
   } catch {
     ws.close();
   }
+}
+
+/**
+ * Opens `session.url` with `session.WebSocketImpl` as both transports' sessions do: binary
+ * messages as ArrayBuffers, `opened`/`lastReceived` kept for the stale watchdog, each message
+ * passed to `onMessage(data)`, and one `close` event ({code, reason, opened}) after
+ * `session.teardown()`, unless the session was already closed.
+ */
+export function openSocket(session, onMessage) {
+  const ws = new session.WebSocketImpl(session.url);
+  session.ws = ws;
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => {
+    session.opened = true;
+    session.lastReceived = session.now();
+  };
+  ws.onmessage = (ev) => {
+    session.lastReceived = session.now();
+    onMessage(ev.data);
+  };
+  ws.onclose = (ev) => {
+    session.teardown();
+    if (session.closed) return;
+    session.closed = true;
+    session.on("close", { code: ev.code, reason: ev.reason || "", opened: session.opened });
+  };
+  ws.onerror = () => {};
+  return ws;
 }

@@ -6,7 +6,7 @@
 // Reconnecting is the caller's job: a session lives for one WebSocket. WebSocket, VideoDecoder
 // and EncodedVideoChunk are injected for tests.
 
-import { closeSocket } from "./backoff.js";
+import { closeSocket, openSocket } from "./backoff.js";
 import { clipboardMessage, decodeStreamBinary, keyframeRequest, parseStreamText, pasteMessage } from "./framing.js";
 import { encodeKey } from "./protocol.js";
 
@@ -45,26 +45,11 @@ export class NativeSession {
   }
 
   start() {
-    const ws = new this.WebSocketImpl(this.url);
-    this.ws = ws;
-    ws.binaryType = "arraybuffer";
-    ws.onopen = () => {
-      this.opened = true;
-      this.lastReceived = this.now();
-    };
-    ws.onmessage = (ev) => {
+    openSocket(this, (data) => {
       if (this.closed) return;
-      this.lastReceived = this.now();
-      if (typeof ev.data === "string") this.text(ev.data);
-      else this.binary(ev.data);
-    };
-    ws.onclose = (ev) => {
-      this.teardown();
-      if (this.closed) return;
-      this.closed = true;
-      this.on("close", { code: ev.code, reason: ev.reason || "", opened: this.opened });
-    };
-    ws.onerror = () => {};
+      if (typeof data === "string") this.text(data);
+      else this.binary(data);
+    });
   }
 
   text(data) {

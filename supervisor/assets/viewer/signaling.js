@@ -4,7 +4,7 @@
 // description is set), neko's own "data" channel. Reconnecting is the caller's job: a session
 // lives for one WebSocket. WebSocket and RTCPeerConnection are injected for tests.
 
-import { closeSocket } from "./backoff.js";
+import { closeSocket, openSocket } from "./backoff.js";
 
 /** Browser-facing ICE servers from neko's `iceservers` list. */
 export function iceServersFrom(list) {
@@ -52,19 +52,11 @@ export class NekoSession {
   }
 
   start() {
-    const ws = new this.WebSocketImpl(this.url);
-    this.ws = ws;
-    ws.binaryType = "arraybuffer";
-    ws.onopen = () => {
-      this.opened = true;
-      this.lastReceived = this.now();
-    };
-    ws.onmessage = (ev) => {
-      this.lastReceived = this.now();
-      if (typeof ev.data !== "string") return;
+    openSocket(this, (data) => {
+      if (typeof data !== "string") return;
       let msg;
       try {
-        msg = JSON.parse(ev.data);
+        msg = JSON.parse(data);
       } catch {
         return;
       }
@@ -73,14 +65,7 @@ export class NekoSession {
       // One message at a time, in order: provide's async work must finish before the
       // candidates and offers behind it are handled.
       this.chain = this.chain.then(() => this.handle(msg.event, msg.payload)).catch((err) => this.fail(err));
-    };
-    ws.onclose = (ev) => {
-      this.teardown();
-      if (this.closed) return;
-      this.closed = true;
-      this.on("close", { code: ev.code, reason: ev.reason || "", opened: this.opened });
-    };
-    ws.onerror = () => {};
+    });
   }
 
   send(event, payload) {

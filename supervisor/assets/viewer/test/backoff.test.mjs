@@ -1,6 +1,6 @@
 import test from "node:test";
 import assert from "node:assert/strict";
-import { Backoff, backoffDelay, classifyClose, closeSocket } from "../backoff.js";
+import { Backoff, backoffDelay, classifyClose, closeSocket, openSocket } from "../backoff.js";
 
 test("the schedule doubles from 500 ms and is capped at 15 s", () => {
   const hi = [0, 1, 2, 3, 4, 5, 6, 10, 100].map((n) => backoffDelay(n, 1));
@@ -62,4 +62,41 @@ test("closeSocket uses a code the browser accepts, and only on a live socket", (
   closeSocket(ws(3), 4000, "already closed");
   closeSocket(null);
   assert.deepEqual(calls, [[4000, "stale connection"], [1000, "going"]]);
+});
+
+test("openSocket keeps the session's liveness and emits one close after teardown", () => {
+  class FakeWs {
+    constructor(url) {
+      this.url = url;
+    }
+  }
+  let clock = 10;
+  const events = [];
+  const received = [];
+  const session = {
+    url: "ws://h/stream/ws",
+    WebSocketImpl: FakeWs,
+    now: () => clock,
+    opened: false,
+    closed: false,
+    torn: 0,
+    teardown() {
+      this.torn += 1;
+    },
+    on: (ev, d) => events.push([ev, d]),
+  };
+  const ws = openSocket(session, (data) => received.push(data));
+  assert.equal(session.ws, ws);
+  assert.equal(ws.url, "ws://h/stream/ws");
+  assert.equal(ws.binaryType, "arraybuffer");
+  ws.onopen();
+  assert.equal(session.opened, true);
+  clock = 20;
+  ws.onmessage({ data: "hi" });
+  assert.deepEqual(received, ["hi"]);
+  assert.equal(session.lastReceived, 20);
+  ws.onclose({ code: 4503, reason: "" });
+  ws.onclose({ code: 1006, reason: "" });
+  assert.equal(session.torn, 2);
+  assert.deepEqual(events, [["close", { code: 4503, reason: "", opened: true }]]);
 });
