@@ -13,6 +13,9 @@
 //! added latency < 100 µs, throughput ≥ nginx's, < 64 KiB per idle connection. Only printed,
 //! never asserted.
 
+#[path = "../tests/common/deskd_proc.rs"]
+mod deskd_proc;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -254,23 +257,12 @@ fn start_websockify(target: SocketAddr) -> Option<(Killed, SocketAddr)> {
 
 /// Resident memory of a process and its children, in KiB.
 fn tree_rss_kib(pid: u32) -> u64 {
-    let rss = |p: u32| -> u64 {
-        std::fs::read_to_string(format!("/proc/{p}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0)
-    };
     let children: Vec<u32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|c| c.parse().ok())
         .collect();
-    rss(pid) + children.into_iter().map(tree_rss_kib).sum::<u64>()
+    deskd_proc::rss_kib(pid as i32) + children.into_iter().map(tree_rss_kib).sum::<u64>()
 }
 
 // ------------------------------------------------------------------ client side

@@ -2,6 +2,8 @@
 //! neko dropping TCP, neko restart, slow clients, size and client limits, readiness,
 //! view-only filtering, heartbeats and pings, and session cleanup after a churn.
 
+#[path = "common/deskd_proc.rs"]
+mod deskd_proc;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "support/neko_standin.rs"]
@@ -285,16 +287,9 @@ async fn stalled_browser_is_cut_off_and_memory_stays_bounded() {
     assert_eq!(wait_sessions(&h, 0).await, 0);
 }
 
+/// This test process's resident memory in KiB.
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    deskd_proc::rss_kib(std::process::id() as i32)
 }
 
 #[tokio::test]

@@ -93,3 +93,17 @@ export function openSocket(session, onMessage) {
   ws.onerror = () => {};
   return ws;
 }
+
+/**
+ * Ends a session: `session.teardown()`, one `close` event ({code, reason, opened, local}) if
+ * the session was not closed yet, and its socket closed with a code the browser accepts.
+ */
+export function closeSession(session, code = 1000, reason = "") {
+  const ws = session.ws;
+  session.teardown();
+  if (!session.closed) {
+    session.closed = true;
+    session.on("close", { code, reason, opened: session.opened, local: true });
+  }
+  closeSocket(ws, code, reason);
+}

@@ -6,7 +6,7 @@
 // Reconnecting is the caller's job: a session lives for one WebSocket. WebSocket, VideoDecoder
 // and EncodedVideoChunk are injected for tests.
 
-import { closeSocket, openSocket } from "./backoff.js";
+import { closeSession, openSocket } from "./backoff.js";
 import { clipboardMessage, decodeStreamBinary, keyframeRequest, parseStreamText, pasteMessage } from "./framing.js";
 import { encodeKey } from "./protocol.js";
 
@@ -225,12 +225,6 @@ export class NativeSession {
 
   /** Ends the session; `close` is reported once with the given code. */
   close(code = 1000, reason = "") {
-    const ws = this.ws;
-    this.teardown();
-    if (!this.closed) {
-      this.closed = true;
-      this.on("close", { code, reason, opened: this.opened, local: true });
-    }
-    closeSocket(ws, code, reason);
+    closeSession(this, code, reason);
   }
 }

@@ -4,7 +4,7 @@
 // description is set), neko's own "data" channel. Reconnecting is the caller's job: a session
 // lives for one WebSocket. WebSocket and RTCPeerConnection are injected for tests.
 
-import { closeSocket, openSocket } from "./backoff.js";
+import { closeSession, openSocket } from "./backoff.js";
 
 /** Browser-facing ICE servers from neko's `iceservers` list. */
 export function iceServersFrom(list) {
@@ -83,13 +83,7 @@ export class NekoSession {
 
   /** Ends the session; `close` is reported once with the given code. */
   close(code = 1000, reason = "") {
-    const ws = this.ws;
-    this.teardown();
-    if (!this.closed) {
-      this.closed = true;
-      this.on("close", { code, reason, opened: this.opened, local: true });
-    }
-    closeSocket(ws, code, reason);
+    closeSession(this, code, reason);
   }
 
   teardown() {
