@@ -274,6 +274,7 @@ pub async fn start(
                 &settings.stream,
                 settings.api.type_delay,
                 metrics.clone(),
+                &shutdown,
             )
             .map_err(|e| format!("native stream: {e}"))?;
             Some(Arc::new(stream_ws::NativeStream { stream, slots }))

@@ -230,6 +230,10 @@ async fn write(
                     let video = b.first() == Some(&protocol::VIDEO);
                     (Message::Binary(b), video, None)
                 }
+                // The display went away because deskd is stopping: that is 1001, not a retry.
+                Some(Out::Closed(_)) | None if closing.is_cancelled() => {
+                    (close(CLOSE_GOING_AWAY, "deskd is shutting down"), false, Some("deskd stopping"))
+                }
                 Some(Out::Closed(reason)) => {
                     // A close reason is at most 123 bytes.
                     let mut text = format!("display unavailable, retry: {reason}");

@@ -34,12 +34,15 @@ pub struct Stream {
 
 impl Stream {
     /// The stream of X display `display`. Starts the (idle) input thread; capture starts
-    /// with the first viewer.
+    /// with the first viewer. `shutdown` is deskd's own stop: viewers are closed with 1001 the
+    /// moment it is cancelled, before the supervisor stops the display (whose loss would
+    /// otherwise reach them first, as 4503 "retry").
     pub fn new(
         display: &str,
         settings: &StreamSettings,
         type_delay: Duration,
         metrics: Arc<Metrics>,
+        shutdown: &CancellationToken,
     ) -> std::io::Result<Stream> {
         let encoder = encoder::EncoderSettings {
             bitrate_bps: settings.bitrate_kbps.saturating_mul(1000),
@@ -50,7 +53,7 @@ impl Stream {
             hub: hub::Hub::new(display, encoder, metrics)?,
             input: input::start(display, type_delay)?,
             display: display.to_string(),
-            closing: CancellationToken::new(),
+            closing: shutdown.child_token(),
         })
     }
 
