@@ -198,7 +198,47 @@ struct Res {
     bw_idle: Vec<f64>,
     bw_active: Vec<f64>,
     bw_scroll: Vec<f64>,
+    /// The native stream's legs per sample (see [`LEGS`]), flip and typed.
+    legs_flip: Vec<[f64; 6]>,
+    /// Flip: key event written to DevTools -> the flip window got the key press (any stack).
+    flip_input: Vec<f64>,
+    legs_typed: Vec<[f64; 6]>,
     errors: Vec<String>,
+}
+
+/// The legs of one native-stream sample, from the page's record of the frame that showed it.
+const LEGS: [&str; 6] = [
+    "input->capture",
+    "capture->received",
+    "received->decoded",
+    "decoded->sampled",
+    "input->tile",
+    "input->X client",
+];
+
+/// Where the time of one `ws` sample went: input written to DevTools -> deskd started the
+/// capture (its `captureUs`) -> the page received the frame -> decoded -> sampled by the probe.
+/// The frame is the first one captured after the input; the last leg is when the first tile
+/// after the input arrived (NaN if none did: the change was too large for a tile).
+/// `None` for other stacks.
+async fn ws_legs(tab: &Tab<'_>, sent: f64, photon: f64) -> Option<[f64; 6]> {
+    let v = tab
+        .eval(&format!(
+            "(() => {{ const v = window.__deskdViewer; if (!v || !v.frames) return null; \
+             const f = v.frames.find((x) => x.captureUs !== null && x.captureUs / 1000 >= {sent}); \
+             if (!f || f.receivedMs === null) return null; const c = f.captureUs / 1000; \
+             const t = (v.tiles || []).find((x) => x.receivedEpochMs >= {sent}); \
+             return [c - {sent}, f.receivedMs - c, f.decodedEpochMs - f.receivedMs, {photon} - f.decodedEpochMs, \
+             t ? t.receivedEpochMs - {sent} : null]; }})()"
+        ))
+        .await
+        .ok()?;
+    let a = v.as_array()?;
+    let mut out = [f64::NAN; 6];
+    for (o, x) in out.iter_mut().zip(a) {
+        *o = x.as_f64().unwrap_or(f64::NAN);
+    }
+    Some(out)
 }
 
 fn pct(v: &[f64], p: f64) -> Option<f64> {
@@ -633,7 +673,14 @@ async fn flip_latency(ctx: &Ctx<'_>, tab: &Tab<'_>, round: usize, r: &mut Res) -
             ))
             .await?;
         match got.as_f64() {
-            Some(t) => r.flip.push(t - sent),
+            Some(t) => {
+                r.flip.push(t - sent);
+                r.flip_input.push(ctx.flip.pressed_ms() - sent);
+                if let Some(mut legs) = ws_legs(tab, sent, t).await {
+                    legs[5] = ctx.flip.pressed_ms() - sent;
+                    r.legs_flip.push(legs);
+                }
+            }
             None => {
                 r.flip_lost += 1;
                 if ctx.flip.presses() == before {
@@ -665,7 +712,10 @@ async fn typing(ctx: &Ctx<'_>, tab: &Tab<'_>, round: usize, r: &mut Res) -> Resu
             ))
             .await?;
         match got.as_f64() {
-            Some(t) => r.typed.push(t - sent),
+            Some(t) => {
+                r.typed.push(t - sent);
+                r.legs_typed.extend(ws_legs(tab, sent, t).await);
+            }
             None => r.typed_lost += 1,
         }
         tokio::time::sleep(jitter.ms(120, 260)).await;
@@ -856,6 +906,40 @@ fn report(
             r.typed.len(),
             r.typed_lost
         );
+    }
+
+    let with_legs: Vec<_> = stacks
+        .iter()
+        .filter(|&&s| !get(s).legs_flip.is_empty() || !get(s).legs_typed.is_empty())
+        .collect();
+    println!("\n== input leg, ms: key event written to DevTools -> the X client got the key press (flip p50 / p90) ==");
+    for &s in stacks {
+        let r = get(s);
+        println!(
+            "{:<16} {:>9} {:>7}",
+            s.name(),
+            f1(median(&r.flip_input)),
+            f1(pct(&r.flip_input, 0.9))
+        );
+    }
+    if !with_legs.is_empty() {
+        println!("\n== where the time went, ms (p50 per leg; deskd's capture time and the page's receive/decode times) ==");
+        print!("{:<16} {:<8}", "stack", "workload");
+        for l in LEGS {
+            print!(" {l:>18}");
+        }
+        println!();
+        for &&s in &with_legs {
+            let r = get(s);
+            for (name, legs) in [("flip", &r.legs_flip), ("type", &r.legs_typed)] {
+                print!("{:<16} {:<8}", s.name(), name);
+                for i in 0..LEGS.len() {
+                    let col: Vec<f64> = legs.iter().map(|l| l[i]).filter(|v| !v.is_nan()).collect();
+                    print!(" {:>18}", f1(median(&col)));
+                }
+                println!();
+            }
+        }
     }
 
     println!("\n== first picture / first live video, ms after navigation start (median, min-max over rounds) ==");

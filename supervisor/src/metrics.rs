@@ -95,6 +95,9 @@ struct StreamCounters {
     /// Video frames written to viewers' sockets (one per viewer per frame).
     frames_sent: AtomicU64,
     bytes_sent: AtomicU64,
+    /// Tiles (small changes ahead of the video) given to viewers, and their bytes.
+    tiles: AtomicU64,
+    tile_bytes: AtomicU64,
     /// Frames a slow viewer skipped.
     dropped: AtomicU64,
     /// Input messages refused (view-only clients).
@@ -179,6 +182,14 @@ impl Metrics {
         self.stream
             .bytes_sent
             .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// A tile of `bytes` given to `viewers` viewers.
+    pub fn stream_tile(&self, viewers: usize, bytes: usize) {
+        let s = &self.stream;
+        s.tiles.fetch_add(viewers as u64, Ordering::Relaxed);
+        s.tile_bytes
+            .fetch_add((viewers * bytes) as u64, Ordering::Relaxed);
     }
 
     pub fn stream_dropped(&self) {
@@ -482,6 +493,20 @@ impl Metrics {
             "deskd_stream_bytes_sent_total{{transport=\"ws\"}} {}",
             load(&s.bytes_sent)
         );
+        header(
+            out,
+            "deskd_stream_tiles_sent_total",
+            "counter",
+            "Small changes sent to viewers as pixels ahead of the video (one per viewer and tile).",
+        );
+        let _ = writeln!(out, "deskd_stream_tiles_sent_total {}", load(&s.tiles));
+        header(
+            out,
+            "deskd_stream_tile_bytes_total",
+            "counter",
+            "Bytes of those tiles.",
+        );
+        let _ = writeln!(out, "deskd_stream_tile_bytes_total {}", load(&s.tile_bytes));
         header(
             out,
             "deskd_stream_frames_dropped_total",

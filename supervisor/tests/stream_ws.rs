@@ -637,3 +637,90 @@ async fn a_viewer_that_stops_reading_costs_bounded_memory() {
     }
     assert!(ended, "the stalled viewer's stream ends");
 }
+
+/// A `0x11` tile: (seq, x, y, width, height, RGBA).
+fn tile(m: &Message) -> Option<(u32, u16, u16, u16, u16, Vec<u8>)> {
+    let Message::Binary(b) = m else { return None };
+    if b.first() != Some(&0x11) || b.len() < 13 {
+        return None;
+    }
+    let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    Some((
+        u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
+        u16_at(5),
+        u16_at(7),
+        u16_at(9),
+        u16_at(11),
+        b[13..].to_vec(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_changes_go_out_as_tiles_ahead_of_their_frame() {
+    let desk = start(4, "");
+    let win = TestWindow::open(&desk.display, 0, 0, W, H, "tiles");
+    win.fill(0x000000, 0, 0, W, H);
+    let mut ws = connect(desk.port, Some(TOKEN), None)
+        .await
+        .expect("upgrade");
+    let (_, key) = hello(&mut ws).await;
+    let mut decoder = Decoder::new().expect("decoder");
+    decode(&mut decoder, &key);
+    while let Some(v) = next_video(&mut ws, Duration::from_millis(500)).await {
+        decode(&mut decoder, &v);
+    }
+
+    // A character-sized change: its pixels first, then the frame that carries it.
+    win.fill(0x20c0ff, 100, 60, 8, 16);
+    let mut got_tile = None;
+    let frame = loop {
+        let m = next(&mut ws, Duration::from_secs(2))
+            .await
+            .expect("messages after a small change");
+        if let Some(t) = tile(&m) {
+            got_tile.get_or_insert(t);
+        } else if let Some(v) = video(&m) {
+            break v;
+        }
+    };
+    let (seq, x, y, w, h, rgba) = got_tile.expect("a tile before the frame");
+    assert_eq!(seq, frame.seq, "the tile names the frame that carries it");
+    assert!(
+        x <= 100
+            && y <= 60
+            && x + w >= 108
+            && y + h >= 76
+            && usize::from(w) * usize::from(h) <= 128 * 128,
+        "the tile covers the change: {w}x{h} at {x},{y}"
+    );
+    assert_eq!(rgba.len(), usize::from(w) * usize::from(h) * 4);
+    let i = ((usize::from(70 - y) * usize::from(w)) + usize::from(104 - x)) * 4;
+    assert_eq!(
+        &rgba[i..i + 4],
+        &[0x20, 0xc0, 0xff, 255],
+        "exact pixels, RGBA"
+    );
+    let pic = decode(&mut decoder, &frame);
+    assert!(
+        near(pic.at(104, 70), [0x20, 0xc0, 0xff]),
+        "the frame has it too"
+    );
+    assert!(metric(desk.port, "deskd_stream_tiles_sent_total") >= 1);
+    while let Some(v) = next_video(&mut ws, Duration::from_millis(500)).await {
+        decode(&mut decoder, &v);
+    }
+
+    // A large change goes by video only.
+    win.fill(0xffffff, 0, 0, W, H);
+    let frame = loop {
+        let m = next(&mut ws, Duration::from_secs(2))
+            .await
+            .expect("messages after a large change");
+        assert!(tile(&m).is_none(), "no tile for a full-screen change");
+        if let Some(v) = video(&m) {
+            break v;
+        }
+    };
+    let pic = decode(&mut decoder, &frame);
+    assert!(near(pic.at(320, 240), [255, 255, 255]));
+}

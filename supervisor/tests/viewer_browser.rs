@@ -1706,6 +1706,28 @@ async fn native_stream_control() {
     tab.assert_status("Live · 1280×720 · in control · WebSocket")
         .await;
 
+    // A tile (a small change ahead of its frame) is painted on the canvas at once.
+    stand_in.send_tile(100, 50, 8, 16, native_standin::CYAN);
+    tab.wait_for(
+        "__deskdViewer.tiles.length === 1 && __deskdViewer.tiles[0].drawn",
+        "the tile painted",
+    )
+    .await;
+    let px = tab
+        .eval("(() => { const c = document.createElement('canvas'); c.width = 14; c.height = 1; const g = c.getContext('2d'); g.drawImage(document.getElementById('screen'), 90, 57, 14, 1, 0, 0, 14, 1); const d = g.getImageData(0, 0, 14, 1).data; return [Array.from(d.slice(13 * 4, 13 * 4 + 3)), Array.from(d.slice(0, 3))]; })()")
+        .await;
+    let px: Vec<Vec<u8>> = serde_json::from_value(px).expect("canvas pixels");
+    assert_eq!(
+        px[0],
+        native_standin::CYAN.to_vec(),
+        "the tile's pixels, exactly"
+    );
+    assert_ne!(
+        px[1],
+        native_standin::CYAN.to_vec(),
+        "and nothing beside it"
+    );
+
     // A frame the decoder cannot decode: the page resets its decoder, asks for a key frame
     // and shows the stream again.
     stand_in.send_broken_key_frame();

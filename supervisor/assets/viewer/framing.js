@@ -8,6 +8,9 @@ export const PROTOCOL = 1;
 export const VIDEO_FRAME = 0x10;
 /** Type byte, flags, seq, capture_us, width, height. */
 export const VIDEO_HEADER = 18;
+export const TILE = 0x11;
+/** Type byte, seq, x, y, width, height. */
+export const TILE_HEADER = 13;
 const KEY_FLAG = 0x01;
 
 function bytesOf(data) {
@@ -19,12 +22,14 @@ function bytesOf(data) {
 /**
  * One binary message from the server. Video frames are
  * `{type: "video", key, seq, captureUs, width, height, data}` (`data` a view into the message:
- * one Annex B access unit); 0x01–0x03 are neko's messages (see protocol.js). Null for anything
- * too short; never throws.
+ * one Annex B access unit); tiles `{type: "tile", seq, x, y, width, height, rgba}` (`rgba` a
+ * Uint8ClampedArray view of width*height pixels); 0x01–0x03 are neko's messages (see
+ * protocol.js). Null for anything too short or a tile whose size does not match; never throws.
  */
 export function decodeStreamBinary(data) {
   const bytes = bytesOf(data);
   if (!bytes || bytes.length < 1) return null;
+  if (bytes[0] === TILE) return decodeTile(bytes);
   if (bytes[0] !== VIDEO_FRAME) return decodeServerMessage(bytes);
   if (bytes.length <= VIDEO_HEADER) return null;
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -38,6 +43,26 @@ export function decodeStreamBinary(data) {
     data: bytes.subarray(VIDEO_HEADER),
   };
 }
+
+function decodeTile(bytes) {
+  if (bytes.length < TILE_HEADER) return null;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const [width, height] = [v.getUint16(9), v.getUint16(11)];
+  const len = width * height * 4;
+  if (width === 0 || height === 0 || bytes.length !== TILE_HEADER + len) return null;
+  return {
+    type: "tile",
+    seq: v.getUint32(1),
+    x: v.getUint16(5),
+    y: v.getUint16(7),
+    width,
+    height,
+    rgba: new Uint8ClampedArray(bytes.buffer, bytes.byteOffset + TILE_HEADER, len),
+  };
+}
+
+/** Whether frame number `a` comes after `b` (32-bit, wrapping). */
+export const seqAfter = (a, b) => ((a - b) | 0) > 0;
 
 const positive = (n) => Number.isInteger(n) && n > 0 && n <= 0xffff;
 

@@ -90,6 +90,8 @@ const debug = {
    * key, receivedMs, decodedPerf, decodedEpochMs}`; captureUs is the server's wall clock.
    */
   frames: [],
+  /** The native stream's tiles, newest last (at most FRAME_RING): `{seq, x, y, width, height, drawn, receivedEpochMs}`. */
+  tiles: [],
   stream: null,
   async framesDecoded() {
     const s = session;
@@ -236,7 +238,7 @@ async function connect() {
   const on = (ev, d) => onSession(s, ev, d);
   const s =
     choice.transport === WS
-      ? new NativeSession({ url: socketUrl(STREAM_PATH), on, draw: (frame) => drawFrame(frame) })
+      ? new NativeSession({ url: socketUrl(STREAM_PATH), on, draw: (frame) => drawFrame(frame), drawTile: (t) => screenView.drawTile(t) })
       : new WebRtcSession({ url: socketUrl(SIGNALING_PATH), audio: wantAudio, video: els.video, on });
   s.fallback = choice.fallback;
   session = s;
@@ -298,6 +300,9 @@ function onSession(s, ev, d) {
         s.shownFirst = true;
         firstFrame(s);
       }
+      break;
+    case "tile":
+      remember(debug.tiles, { ...d, receivedEpochMs: Date.now() }, FRAME_RING);
       break;
     case "first-frame":
       s.shownFirst = true;

@@ -1,31 +1,37 @@
 // One native-stream session (docs/native-stream.md): the WebSocket to /stream/ws, hello and
 // resize, H.264 access units decoded with WebCodecs (`VideoDecoder`, optimizeForLatency,
 // Annex B) and handed to `draw` as VideoFrames; after a decoder error, a reset or a gap in
-// `seq`, delta frames are dropped until the next key frame. Cursor and pong messages are
+// `seq`, delta frames are dropped until the next key frame. Tiles (small changes the server
+// sends as pixels ahead of the video) go to `drawTile` at once and again after every decoded
+// frame older than the tile, until the frame that carries the same change is shown. Cursor and pong messages are
 // passed on as decoded. Input goes out as neko's binary messages on the same socket.
 // Reconnecting is the caller's job: a session lives for one WebSocket. WebSocket, VideoDecoder
 // and EncodedVideoChunk are injected for tests.
 
 import { closeSession, openSocket } from "./backoff.js";
-import { clipboardMessage, decodeStreamBinary, keyframeRequest, parseStreamText, pasteMessage } from "./framing.js";
+import { clipboardMessage, decodeStreamBinary, keyframeRequest, parseStreamText, pasteMessage, seqAfter } from "./framing.js";
 import { encodeKey } from "./protocol.js";
 
 /** Chunks in the decoder beyond this: the page cannot keep up; skip to a key frame. */
 const MAX_DECODE_QUEUE = 16;
 /** Frames sent to the decoder and not yet out: their seq and capture time. */
 const MAX_PENDING = 64;
+/** Tiles kept to paint over older frames (the server sends one per small change). */
+const MAX_TILES = 32;
 
 export class NativeSession {
   /**
    * - `url`: the WebSocket URL of /stream/ws;
    * - `on(event, detail)`: "hello", "access", "screen", "host", "input-open",
    *   "server-message" (cursor-image, cursor-position, pong), "frame" (each decoded frame's
-   *   {seq, captureUs, key}), "unsupported" (the codec), "error", "close";
+   *   {seq, captureUs, key}), "tile" (each tile's {seq, x, y, width, height, drawn}), "unsupported" (the codec), "error", "close";
    * - `draw(frame, meta)`: paints a VideoFrame (closed by the session afterwards);
+   * - `drawTile(tile)`: paints a tile ({x, y, width, height, rgba}); false if it could not
+   *   (nothing drawn yet);
    * - `WebSocketImpl`, `VideoDecoderImpl`, `EncodedVideoChunkImpl`, `now` for tests.
    */
-  constructor({ url, on = () => {}, draw = () => {}, WebSocketImpl = globalThis.WebSocket, VideoDecoderImpl = globalThis.VideoDecoder, EncodedVideoChunkImpl = globalThis.EncodedVideoChunk, now = () => Date.now() }) {
-    Object.assign(this, { url, on, draw, WebSocketImpl, VideoDecoderImpl, EncodedVideoChunkImpl, now });
+  constructor({ url, on = () => {}, draw = () => {}, drawTile = () => false, WebSocketImpl = globalThis.WebSocket, VideoDecoderImpl = globalThis.VideoDecoder, EncodedVideoChunkImpl = globalThis.EncodedVideoChunk, now = () => Date.now() }) {
+    Object.assign(this, { url, on, draw, drawTile, WebSocketImpl, VideoDecoderImpl, EncodedVideoChunkImpl, now });
     this.name = "ws";
     this.ws = null;
     this.opened = false;
@@ -37,7 +43,9 @@ export class NativeSession {
     this.waitKey = true;
     this.lastSeq = null;
     this.pending = new Map();
-    this.stats = { received: 0, decoded: 0, dropped: 0, gaps: 0, resets: 0, keyframeRequests: 0 };
+    /** Tiles not yet in a shown frame, oldest first. */
+    this.tiles = [];
+    this.stats = { received: 0, decoded: 0, dropped: 0, gaps: 0, resets: 0, keyframeRequests: 0, tiles: 0 };
   }
 
   get inputOpen() {
@@ -79,6 +87,7 @@ export class NativeSession {
     const m = decodeStreamBinary(data);
     if (!m) return;
     if (m.type === "video") this.video(m);
+    else if (m.type === "tile") this.tile(m);
     else if (m.type !== "unknown") this.on("server-message", m);
   }
 
@@ -92,6 +101,7 @@ export class NativeSession {
     this.closeDecoder();
     this.waitKey = true;
     this.pending.clear();
+    this.tiles = [];
     if (!this.config) return;
     if (typeof this.VideoDecoderImpl !== "function") {
       this.on("unsupported", { codec: this.config.codec, reason: "no VideoDecoder" });
@@ -172,6 +182,15 @@ export class NativeSession {
     }
   }
 
+  /** A small change ahead of the video: painted now, and kept until its frame is shown. */
+  tile(m) {
+    this.stats.tiles += 1;
+    if (this.tiles.length >= MAX_TILES) this.tiles.shift();
+    this.tiles.push(m);
+    const drawn = this.drawTile(m);
+    this.on("tile", { seq: m.seq, x: m.x, y: m.y, width: m.width, height: m.height, drawn });
+  }
+
   output(d, frame) {
     try {
       if (d !== this.decoder || this.closed) return;
@@ -179,6 +198,8 @@ export class NativeSession {
       this.pending.delete(frame.timestamp);
       this.stats.decoded += 1;
       this.draw(frame, meta);
+      this.tiles = this.tiles.filter((t) => seqAfter(t.seq, meta.seq));
+      for (const t of this.tiles) this.drawTile(t);
       this.on("frame", meta);
     } finally {
       frame.close();

@@ -68,6 +68,13 @@ export class ScreenView {
     return resized;
   }
 
+  /** Paints a tile ({x, y, width, height, rgba}) over the canvas; false before any frame. */
+  drawTile(t) {
+    if (!this.ctx || !this.drawn) return false;
+    this.ctx.putImageData(new ImageData(t.rgba, t.width, t.height), t.x, t.y);
+    return true;
+  }
+
   /** The intrinsic size of what is shown now (its aspect ratio is the picture's). */
   size() {
     if (this.stillShown) return { width: this.still.naturalWidth, height: this.still.naturalHeight };

@@ -30,6 +30,8 @@ pub struct Flip {
     size: (u16, u16),
     white: Arc<AtomicBool>,
     presses: Arc<AtomicU64>,
+    /// Wall-clock µs of the last key press the window received.
+    pressed_us: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -80,12 +82,22 @@ impl Flip {
         let conn = Arc::new(conn);
         let white = Arc::new(AtomicBool::new(true));
         let presses = Arc::new(AtomicU64::new(0));
+        let pressed_us = Arc::new(AtomicU64::new(0));
         let thread = {
-            let (conn, white, presses) = (conn.clone(), white.clone(), presses.clone());
+            let (conn, white, presses, pressed_us) = (
+                conn.clone(),
+                white.clone(),
+                presses.clone(),
+                pressed_us.clone(),
+            );
             std::thread::spawn(move || {
                 while let Ok(ev) = conn.wait_for_event() {
                     match ev {
                         Event::KeyPress(_) => {
+                            let us = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_micros() as u64);
+                            pressed_us.store(us, Ordering::SeqCst);
                             let now = !white.load(Ordering::SeqCst);
                             white.store(now, Ordering::SeqCst);
                             paint(&conn, window, gc, size, now);
@@ -107,6 +119,7 @@ impl Flip {
             size,
             white,
             presses,
+            pressed_us,
             thread: Some(thread),
         })
     }
@@ -139,6 +152,11 @@ impl Flip {
 
     pub fn is_white(&self) -> bool {
         self.white.load(Ordering::SeqCst)
+    }
+
+    /// When the last key press reached the window (wall-clock ms, as the page's clock).
+    pub fn pressed_ms(&self) -> f64 {
+        self.pressed_us.load(Ordering::SeqCst) as f64 / 1000.0
     }
 
     /// Key presses received so far.

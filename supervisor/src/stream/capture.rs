@@ -36,6 +36,48 @@ pub struct CursorImage {
     pub png: Vec<u8>,
 }
 
+/// A rectangle of the screen, in root coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: u16,
+    pub y: u16,
+    pub width: u16,
+    pub height: u16,
+}
+
+impl Rect {
+    /// The box around `rects`, clipped to `within`; `None` when nothing of them is inside.
+    pub fn bounding(rects: &[xproto::Rectangle], within: Rect) -> Option<Rect> {
+        let (x1, y1) = (i32::from(within.x), i32::from(within.y));
+        let (x2, y2) = (x1 + i32::from(within.width), y1 + i32::from(within.height));
+        let (mut left, mut top, mut right, mut bottom) = (x2, y2, x1, y1);
+        for r in rects {
+            left = left.min(i32::from(r.x).max(x1));
+            top = top.min(i32::from(r.y).max(y1));
+            right = right.max((i32::from(r.x) + i32::from(r.width)).min(x2));
+            bottom = bottom.max((i32::from(r.y) + i32::from(r.height)).min(y2));
+        }
+        (left < right && top < bottom).then(|| Rect {
+            x: left as u16,
+            y: top as u16,
+            width: (right - left) as u16,
+            height: (bottom - top) as u16,
+        })
+    }
+
+    /// Pixels covered.
+    pub fn area(&self) -> usize {
+        usize::from(self.width) * usize::from(self.height)
+    }
+}
+
+/// What one grab read: the changed box and the whole rows it spans (read into the frame).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub rows: Range<usize>,
+    pub rect: Rect,
+}
+
 /// The capture connection of one display.
 pub struct Capture {
     conn: XConn,
@@ -48,6 +90,10 @@ pub struct Capture {
     height: u16,
     /// DamageNotify seen since the last grab (or the whole screen is to be read).
     damaged: bool,
+    /// DamageNotify seen since the last [`Capture::grab_small`].
+    fresh: bool,
+    /// Damage taken from the server but not read yet (too large for `grab_small`).
+    held: Option<Rect>,
     full: bool,
     cursor_changed: bool,
     resized: bool,
@@ -139,6 +185,8 @@ impl Capture {
             width,
             height,
             damaged: true,
+            fresh: true,
+            held: None,
             full: true,
             cursor_changed: true,
             resized: false,
@@ -220,7 +268,10 @@ impl Capture {
         while let Some(event) = self.conn.poll_for_event()? {
             any = true;
             match event {
-                Event::DamageNotify(_) => self.damaged = true,
+                Event::DamageNotify(_) => {
+                    self.damaged = true;
+                    self.fresh = true;
+                }
                 Event::XfixesCursorNotify(_) => self.cursor_changed = true,
                 Event::ConfigureNotify(e)
                     if e.window == self.root
@@ -234,6 +285,60 @@ impl Capture {
         Ok(any)
     }
 
+    /// Takes the damage from the server: its bounding box (with what is held), or `None`.
+    fn take_damage(&mut self) -> Result<Option<Rect>, DesktopError> {
+        self.conn
+            .damage_subtract(self.damage, x11rb::NONE, self.parts)?;
+        let rects = self
+            .conn
+            .xfixes_fetch_region(self.parts)?
+            .reply()?
+            .rectangles;
+        let whole = self.whole();
+        if std::mem::take(&mut self.full) {
+            self.held = None;
+            return Ok(Some(whole));
+        }
+        let held = self.held.take().map(|r| xproto::Rectangle {
+            x: r.x as i16,
+            y: r.y as i16,
+            width: r.width,
+            height: r.height,
+        });
+        Ok(Rect::bounding(
+            &rects.into_iter().chain(held).collect::<Vec<_>>(),
+            whole,
+        ))
+    }
+
+    fn whole(&self) -> Rect {
+        Rect {
+            x: 0,
+            y: 0,
+            width: self.width,
+            height: self.height,
+        }
+    }
+
+    /// Reads the rows of `rect` into the frame.
+    fn read(&mut self, rect: Rect) -> Result<Damage, DesktopError> {
+        let rows = usize::from(rect.y)..usize::from(rect.y) + usize::from(rect.height);
+        self.conn
+            .shm_get_image(
+                self.root,
+                0,
+                rect.y as i16,
+                self.width,
+                rect.height,
+                !0,
+                xproto::ImageFormat::Z_PIXMAP.into(),
+                self.shm.seg,
+                (rows.start * self.stride()) as u32,
+            )?
+            .reply()?;
+        Ok(Damage { rows, rect })
+    }
+
     fn resize(&mut self, width: u16, height: u16) -> Result<(), DesktopError> {
         let shm = ShmSegment::create(&self.conn, frame_len(width, height)).map_err(x11)?;
         self.conn.shm_detach(self.shm.seg)?;
@@ -245,48 +350,40 @@ impl Capture {
         Ok(())
     }
 
-    /// Reads what changed into the frame: the rows it covers, or `None` when nothing did.
-    pub fn grab(&mut self) -> Result<Option<Range<usize>>, DesktopError> {
+    /// Reads what changed into the frame: where it changed, or `None` when nothing did.
+    pub fn grab(&mut self) -> Result<Option<Damage>, DesktopError> {
         if !self.damaged {
             return Ok(None);
         }
         self.damaged = false;
-        self.conn
-            .damage_subtract(self.damage, x11rb::NONE, self.parts)?;
-        let rows = if std::mem::take(&mut self.full) {
-            self.conn.xfixes_fetch_region(self.parts)?.reply()?;
-            0..usize::from(self.height)
-        } else {
-            let rects = self
-                .conn
-                .xfixes_fetch_region(self.parts)?
-                .reply()?
-                .rectangles;
-            let h = i32::from(self.height);
-            let (mut top, mut bottom) = (h, 0);
-            for r in &rects {
-                top = top.min(i32::from(r.y).max(0));
-                bottom = bottom.max((i32::from(r.y) + i32::from(r.height)).min(h));
+        self.fresh = false;
+        match self.take_damage()? {
+            Some(rect) => self.read(rect).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`Capture::grab`], but only for new damage of at most `max_pixels`: a larger
+    /// change is held for the next `grab` (it is read at the frame rate, a small one at once).
+    pub fn grab_small(&mut self, max_pixels: usize) -> Result<Option<Damage>, DesktopError> {
+        if !self.fresh || self.full {
+            return Ok(None);
+        }
+        self.fresh = false;
+        match self.take_damage()? {
+            Some(rect) if rect.area() <= max_pixels => {
+                self.damaged = false;
+                self.read(rect).map(Some)
             }
-            if top >= bottom {
-                return Ok(None);
+            Some(rect) => {
+                self.held = Some(rect);
+                Ok(None)
             }
-            top as usize..bottom as usize
-        };
-        self.conn
-            .shm_get_image(
-                self.root,
-                0,
-                rows.start as i16,
-                self.width,
-                (rows.end - rows.start) as u16,
-                !0,
-                xproto::ImageFormat::Z_PIXMAP.into(),
-                self.shm.seg,
-                (rows.start * self.stride()) as u32,
-            )?
-            .reply()?;
-        Ok(Some(rows))
+            None => {
+                self.damaged = false;
+                Ok(None)
+            }
+        }
     }
 
     /// The pointer's position in root coordinates.
@@ -345,6 +442,40 @@ pub fn cursor_png(argb: &[u32], width: u16, height: u16) -> Result<Vec<u8>, Desk
 
 #[cfg(test)]
 mod tests {
+    use super::Rect;
+    use x11rb::protocol::xproto::Rectangle;
+
+    #[test]
+    fn bounding_box_is_clipped_to_the_screen() {
+        let screen = Rect {
+            x: 0,
+            y: 0,
+            width: 100,
+            height: 50,
+        };
+        let r = |x, y, width, height| Rectangle {
+            x,
+            y,
+            width,
+            height,
+        };
+        assert_eq!(
+            Rect::bounding(&[r(10, 5, 4, 4), r(20, 30, 10, 2)], screen),
+            Some(Rect {
+                x: 10,
+                y: 5,
+                width: 20,
+                height: 27
+            })
+        );
+        assert_eq!(
+            Rect::bounding(&[r(-5, -5, 10, 10), r(95, 45, 20, 20)], screen),
+            Some(screen)
+        );
+        assert_eq!(Rect::bounding(&[], screen), None);
+        assert_eq!(Rect::bounding(&[r(200, 0, 5, 5)], screen), None);
+    }
+
     #[test]
     fn cursor_png_unpremultiplies() {
         // Half-transparent white (premultiplied 0x80808080) and opaque red.

@@ -7,7 +7,8 @@
 //! frame rate while it moves and at [`POINTER_RESTING_POLL`] once it has rested for
 //! [`POINTER_REST`] (a round trip to the X server 60 times a second was most of the idle cost). One refinement frame follows the last change by
 //! [`REFINE_AFTER`], so a picture that settled is sent once more at the encoder's better
-//! quality (the rate controller spends more bits when the picture stops changing).
+//! quality (the rate controller spends more bits when the picture stops changing). A small
+//! change also goes out at once as pixels, ahead of its encoded frame ([`super::tile`]).
 //!
 //! Each viewer has a bounded queue ([`VIEWER_QUEUE`] messages). A viewer whose queue is full
 //! has frames dropped until the next key frame, which is requested once its queue has room
@@ -23,9 +24,11 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::capture::Capture;
+use super::capture::{Damage, Rect};
 use super::convert::I420;
 use super::encoder::{codec_string, Encoder, EncoderSettings};
 use super::protocol;
+use super::tile;
 use crate::metrics::Metrics;
 
 /// Messages queued per viewer (video frames, cursor, configuration).
@@ -253,6 +256,9 @@ fn stream(shared: &Shared) -> Result<(), String> {
     let mut next_pointer = Instant::now();
     let mut pointer_moved_at = Instant::now();
     let mut seq: u32 = 0;
+    let mut tiles = tile::Budget::new(Instant::now());
+    // Pixels read into the frame and not encoded yet: since when (µs since the epoch).
+    let mut changed_since: Option<u64> = None;
     tracing::debug!(display = %shared.display, "native stream started");
     loop {
         // Viewers: stop when none is left; who needs a key frame now.
@@ -273,7 +279,7 @@ fn stream(shared: &Shared) -> Result<(), String> {
         let now = Instant::now();
         let next_frame = last_encode.map_or(now, |t| t + interval);
         let refine_due = refine_at.is_some_and(|t| now >= t);
-        let timeout = if cap.damaged() || want_key || refine_due {
+        let timeout = if changed_since.is_some() || cap.damaged() || want_key || refine_due {
             next_frame.saturating_duration_since(now)
         } else {
             let mut t = next_pointer.saturating_duration_since(now);
@@ -288,6 +294,7 @@ fn stream(shared: &Shared) -> Result<(), String> {
         if cap.take_resized() {
             f = new_frame(&cap);
             encoder.request_key_frame();
+            changed_since = None;
             tracing::info!(display = %shared.display, width = f.width, height = f.height, "screen size changed");
         }
         if cap.cursor_changed() {
@@ -307,19 +314,31 @@ fn stream(shared: &Shared) -> Result<(), String> {
             }
             next_pointer = now + pointer_poll_period(now - pointer_moved_at, interval);
         }
+        // A small change is read and sent as a tile the moment it happens, between frames
+        // too; a large one waits for the frame-rate cap.
+        if now < next_frame {
+            let started = unix_us();
+            if let Some(d) = cap
+                .grab_small(tile::MAX_TILE_PIXELS)
+                .map_err(|e| e.to_string())?
+            {
+                take_change(shared, &cap, d, &mut f, seq, &mut tiles);
+                changed_since.get_or_insert(started);
+            }
+        }
         let refine_due = refine_at.is_some_and(|t| now >= t);
-        if !(cap.damaged() || want_key || refine_due) || now < next_frame {
+        if !(changed_since.is_some() || cap.damaged() || want_key || refine_due) || now < next_frame
+        {
             continue;
         }
-        let capture_us = unix_us();
-        let changed = match cap.grab().map_err(|e| e.to_string())? {
-            Some(rows) => {
-                let rows = rows.start..rows.end.min(usize::from(f.height));
-                f.pic.convert_rows(cap.pixels(), cap.stride(), rows);
-                true
-            }
-            None => false,
-        };
+        let started = unix_us();
+        if let Some(d) = cap.grab().map_err(|e| e.to_string())? {
+            take_change(shared, &cap, d, &mut f, seq, &mut tiles);
+            changed_since.get_or_insert(started);
+        }
+        // When capture of what this frame shows began.
+        let capture_us = changed_since.unwrap_or(started);
+        let changed = changed_since.take().is_some();
         if !(changed || want_key || refine_due) {
             continue;
         }
@@ -356,6 +375,59 @@ fn drain_wake(rx: &UnixStream) {
     use std::io::Read as _;
     let mut buf = [0u8; 64];
     while matches!((&*rx).read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// Puts what `damage` read into the frame's picture, and sends it as a tile first when it is
+/// small. `seq` is the last frame sent: the next one, `seq + 1`, carries the change.
+fn take_change(
+    shared: &Shared,
+    cap: &Capture,
+    damage: Damage,
+    f: &mut Frame,
+    seq: u32,
+    tiles: &mut tile::Budget,
+) {
+    send_tile(shared, cap, damage.rect, f, seq.wrapping_add(1), tiles);
+    let rows = damage.rows.start..damage.rows.end.min(usize::from(f.height));
+    f.pic.convert_rows(cap.pixels(), cap.stride(), rows);
+}
+
+/// Whether viewer `v` is shown the video now, with room in its queue for a tile as well.
+fn takes_tiles(v: &ViewerSlot) -> bool {
+    v.told.is_some() && !v.needs_key && v.tx.capacity() > VIEWER_QUEUE / 2
+}
+
+/// Sends the changed box `rect` as a tile ([`tile`]) to the viewers that take one, if it is
+/// small and the byte budget allows.
+fn send_tile(
+    shared: &Shared,
+    cap: &Capture,
+    rect: Rect,
+    f: &Frame,
+    seq: u32,
+    budget: &mut tile::Budget,
+) {
+    let Some(rect) = tile::fit(rect, (f.width, f.height)) else {
+        return;
+    };
+    let mut state = lock(&shared.state);
+    if !state.viewers.iter().any(takes_tiles) {
+        return;
+    }
+    if !budget.take(protocol::TILE_HEADER + rect.area() * 4, Instant::now()) {
+        return;
+    }
+    let Some(msg) = tile::message(seq, cap.pixels(), cap.stride(), rect) else {
+        return;
+    };
+    let mut sent = 0;
+    for v in state.viewers.iter_mut().filter(|v| takes_tiles(v)) {
+        // A tile that does not fit is only lost time: the video carries the same change.
+        if v.tx.try_send(Out::Binary(msg.clone())).is_ok() {
+            sent += 1;
+        }
+    }
+    shared.metrics.stream_tile(sent, msg.len());
 }
 
 /// Sends a cursor message to every viewer that has had its first key frame (the others get

@@ -5,8 +5,9 @@
 //!
 //! Submodules: [`capture`] (XDamage + MIT-SHM + XFixes cursor), [`convert`] (BGRX → I420,
 //! pure), [`encoder`] (openh264), [`hub`] (the per-display capture/encode thread and the
-//! viewers' bounded queues), [`protocol`] (the framing, pure), [`input`] (control clients'
-//! input through XTEST on a thread of its own).
+//! viewers' bounded queues), [`tile`] (small changes sent as pixels ahead of the video),
+//! [`protocol`] (the framing, pure), [`input`] (control clients' input through XTEST on a
+//! thread of its own).
 
 pub mod capture;
 pub mod convert;
@@ -14,6 +15,7 @@ pub mod encoder;
 pub mod hub;
 pub mod input;
 pub mod protocol;
+pub mod tile;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -18,6 +18,9 @@ pub const CURSOR_POSITION: u8 = 0x01;
 pub const CURSOR_IMAGE: u8 = 0x02;
 pub const PONG: u8 = 0x03;
 pub const VIDEO: u8 = 0x10;
+pub const TILE: u8 = 0x11;
+/// Bytes before the RGBA pixels in a tile message.
+pub const TILE_HEADER: usize = 13;
 
 /// `0x01` cursor position.
 pub fn cursor_position(x: i16, y: i16) -> Bytes {
@@ -72,6 +75,19 @@ pub fn video(key: bool, seq: u32, capture_us: u64, width: u16, height: u16, h264
     b.put_u16(width);
     b.put_u16(height);
     b.put_slice(h264);
+    b.freeze()
+}
+
+/// `0x11` tile: `rect`'s pixels as RGBA rows, shown until video frame `seq` is.
+pub fn tile(seq: u32, rect: super::capture::Rect, rgba: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(TILE_HEADER + rgba.len());
+    b.put_u8(TILE);
+    b.put_u32(seq);
+    b.put_u16(rect.x);
+    b.put_u16(rect.y);
+    b.put_u16(rect.width);
+    b.put_u16(rect.height);
+    b.put_slice(rgba);
     b.freeze()
 }
 

@@ -268,6 +268,23 @@ impl NativeStandIn {
         }
     }
 
+    /// A `0x11` tile of one colour at (x, y), for the frame after the last one sent: the page
+    /// paints it at once.
+    pub fn send_tile(&self, x: u16, y: u16, width: u16, height: u16, rgb: [u8; 3]) {
+        let seq = self.shared.seq.load(Ordering::SeqCst) as u32;
+        let mut m = vec![0x11];
+        m.extend_from_slice(&seq.to_be_bytes());
+        for v in [x, y, width, height] {
+            m.extend_from_slice(&v.to_be_bytes());
+        }
+        for _ in 0..usize::from(width) * usize::from(height) {
+            m.extend_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
+        }
+        if let Some(tx) = self.shared.to_page.lock().expect("lock").as_ref() {
+            let _ = tx.send(ws::Message::Binary(m.into()));
+        }
+    }
+
     /// Closes the page's socket with `code` (e.g. 4503: the display went away).
     pub fn close_page(&self, code: u16, reason: &str) {
         if let Some(tx) = self.shared.to_page.lock().expect("lock").as_ref() {

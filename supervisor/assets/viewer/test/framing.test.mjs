@@ -1,7 +1,7 @@
 // The native stream's framing (docs/native-stream.md) byte for byte.
 import test from "node:test";
 import assert from "node:assert/strict";
-import { decodeStreamBinary, parseStreamText, keyframeRequest, pasteMessage, clipboardMessage, VIDEO_HEADER } from "../framing.js";
+import { decodeStreamBinary, parseStreamText, keyframeRequest, pasteMessage, clipboardMessage, VIDEO_HEADER, seqAfter } from "../framing.js";
 
 /** A video frame as the contract lays it out: 0x10, flags, seq:u32, capture_us:u64, w:u16, h:u16, AU. */
 function videoFrame({ key, seq, captureUs, width, height, au }) {
@@ -82,4 +82,20 @@ test("the page's JSON messages", () => {
   assert.deepEqual(JSON.parse(keyframeRequest()), { type: "keyframe" });
   assert.deepEqual(JSON.parse(pasteMessage("héllo\n")), { type: "paste", text: "héllo\n" });
   assert.deepEqual(JSON.parse(clipboardMessage("x")), { type: "clipboard", text: "x" });
+});
+
+test("a tile's 13-byte header and its RGBA pixels; a size mismatch is not a tile", () => {
+  const bytes = [0x11, 0, 0, 0, 7, 0, 3, 0, 4, 0, 1, 0, 2, 1, 2, 3, 255, 4, 5, 6, 255];
+  const m = decodeStreamBinary(new Uint8Array(bytes).buffer);
+  assert.deepEqual({ ...m, rgba: [...m.rgba] }, { type: "tile", seq: 7, x: 3, y: 4, width: 1, height: 2, rgba: [1, 2, 3, 255, 4, 5, 6, 255] });
+  assert.equal(decodeStreamBinary(new Uint8Array(bytes.slice(0, 20)).buffer), null);
+  assert.equal(decodeStreamBinary(new Uint8Array([...bytes, 0]).buffer), null);
+  assert.equal(decodeStreamBinary(new Uint8Array([0x11, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0]).buffer), null, "empty");
+});
+
+test("frame numbers compare across the 32-bit wrap", () => {
+  assert.equal(seqAfter(5, 4), true);
+  assert.equal(seqAfter(4, 4), false);
+  assert.equal(seqAfter(0, 0xffffffff), true);
+  assert.equal(seqAfter(0xffffffff, 0), false);
 });

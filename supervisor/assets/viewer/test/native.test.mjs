@@ -72,7 +72,30 @@ function frame(seq, key, captureUs = 1000 + seq) {
 
 const HELLO = { type: "hello", protocol: 1, access: "control", width: 1280, height: 720, codec: "avc1.42e01f" };
 
-function session() {
+/** A decoder that answers when told to, as a real one does later. */
+class LateDecoder extends FakeDecoder {
+  decode(chunk) {
+    this.chunks.push(chunk);
+  }
+  answer() {
+    const chunk = this.chunks.shift();
+    this.output({ timestamp: chunk.timestamp, close() {} });
+  }
+}
+
+function tile(seq, x, y, width, height, fill = 9) {
+  const buf = new Uint8Array(13 + width * height * 4).fill(fill);
+  const v = new DataView(buf.buffer);
+  v.setUint8(0, 0x11);
+  v.setUint32(1, seq);
+  v.setUint16(5, x);
+  v.setUint16(7, y);
+  v.setUint16(9, width);
+  v.setUint16(11, height);
+  return buf.buffer;
+}
+
+function session(VideoDecoderImpl = FakeDecoder) {
   FakeDecoder.all = [];
   const events = [];
   const drawn = [];
@@ -80,8 +103,9 @@ function session() {
     url: "ws://h/stream/ws",
     on: (ev, d) => events.push([ev, d]),
     draw: (f, meta) => drawn.push(meta.seq),
+    drawTile: (t) => drawn.push(`tile ${t.seq} at ${t.x},${t.y}`),
     WebSocketImpl: FakeWS,
-    VideoDecoderImpl: FakeDecoder,
+    VideoDecoderImpl,
     EncodedVideoChunkImpl: Chunk,
   });
   s.start();
@@ -123,6 +147,37 @@ test("key and delta frames are decoded in order; deltas before the first key are
   assert.deepEqual(drawn, [5, 6]);
   assert.deepEqual(named(events, "frame").map((m) => [m.seq, m.captureUs, m.key]), [[5, 1005, true], [6, 1006, false]]);
   assert.equal(s.stats.dropped, 1);
+});
+
+test("a tile is painted at once and over older frames until its own frame is shown", () => {
+  const { s, ws, drawn } = session(LateDecoder);
+  ws.text(HELLO);
+  const d = FakeDecoder.all[0];
+  ws.binary(frame(1, true));
+  d.answer();
+  ws.binary(frame(2, false)); // encoded before the change: still in the decoder
+  ws.binary(tile(3, 16, 32, 8, 16));
+  assert.deepEqual(drawn, [1, "tile 3 at 16,32"], "painted the moment it arrives");
+  ws.binary(frame(3, false)); // carries the same change
+  d.answer();
+  assert.deepEqual(drawn.slice(2), [2, "tile 3 at 16,32"], "frame 2 is older: the tile goes over it again");
+  d.answer();
+  assert.deepEqual(drawn.slice(4), [3], "frame 3 has the change: the tile is forgotten");
+  assert.equal(s.tiles.length, 0);
+  assert.equal(s.stats.tiles, 1);
+  // a tile whose pixels do not match its size is not a tile
+  ws.binary(tile(4, 0, 0, 2, 2).slice(0, 20));
+  assert.equal(s.stats.tiles, 1);
+});
+
+test("pending tiles are bounded, and a new decoder forgets them", () => {
+  const { s, ws } = session(LateDecoder);
+  ws.text(HELLO);
+  for (let i = 0; i < 40; i++) ws.binary(tile(100 + i, i, 0, 1, 1));
+  assert.equal(s.tiles.length, 32);
+  assert.equal(s.tiles[0].seq, 108, "the oldest went first");
+  ws.text({ type: "resize", width: 800, height: 600, codec: "avc1.42e01f" });
+  assert.equal(s.tiles.length, 0);
 });
 
 test("a gap in seq waits for the next key frame", () => {
