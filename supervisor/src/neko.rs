@@ -11,7 +11,9 @@
 //!   picks the format from the file extension and fails on none.)
 //! - ICE lite (`--webrtc.icelite`): the browser nominates the pair, so ICE connects in one
 //!   round trip instead of after pion's 1 s wait for a peer-reflexive pair.
-//! - [`KEYFRAMES_PER_SECOND`] key frames a second: neko ignores key frame requests (PLI).
+//! - The video pipeline is given whole ([`gst_pipeline`]): no frame queue, no clock sync at the
+//!   sink, a key frame every [`KEYFRAME_SECONDS`] (neko ignores key frame requests; the viewer
+//!   enables video only once connected, so the first key frame arrives).
 //! - Audio off: the audio pipeline is replaced by a silent `audiotestsrc` one, which needs no
 //!   PulseAudio; the viewer also asks for `audio: {disabled: true}`, so it never even starts.
 //!   The microphone (browser → desktop audio) is always off: deskd runs no PulseAudio sink for it.
@@ -166,118 +168,122 @@ fn command(
 /// The id of deskd's one video pipeline (the viewer's `signal/request` picks the first id).
 pub const VIDEO_ID: &str = "main";
 
-/// Key frames per second (every fourth of a second, rounded up to whole frames).
+/// Seconds between periodic key frames.
 ///
 /// neko v3 never answers a browser's key frame request (PLI): its RTCP reader only feeds
 /// metrics (REMB, receiver reports, NACK counts; `internal/webrtc/metrics.go`
-/// `rtcpReceiver`). The one key frame it forces for a new viewer
-/// (`internal/capture/streamsink.go` `addListener` → `EmitVideoKeyframe`) goes out at
-/// `signal/request`, before ICE and DTLS are up, and is lost. A new viewer's first picture,
-/// and recovery from a lost packet, therefore wait for the pipeline's next periodic key
-/// frame, and the time from DTLS to the first picture is on average half the interval.
-/// Measured through deskd's viewer (headless Chromium, ICE lite, 1280x720@30, first decoded
-/// frame after page load, p50 of 4 loads, two rounds, loaded 2-core machine), key frame every
-/// 60 / 30 / 15 / 8 frames: H.264 2622 / 1676 / 986-1060 / 604-824 ms, VP8 1531 / 841 /
-/// 848-886 / 661-862 ms. Every 8 frames costs about 190 (H.264) and 130 (VP8) kbit/s on a
-/// static terminal screen, against 104 and 97 at 15, and no measurable CPU.
-pub const KEYFRAMES_PER_SECOND: u32 = 4;
+/// `rtcpReceiver`). The one key frame it forces is for a new listener
+/// (`internal/capture/streamsink.go` `addListener` → `EmitVideoKeyframe`). At `signal/request`
+/// that is before ICE and DTLS are up, and pion drops what is written before SRTP is ready,
+/// so that key frame is lost. deskd's viewer therefore asks for the video disabled and enables
+/// it (`signal/video`) once the peer connection is connected: the listener is added then, and
+/// its key frame (a fresh pipeline's first frame, or a forced one on a running pipeline)
+/// arrives. Periodic key frames are only the fallback for a lost packet that NACK did not
+/// repair, and for other clients; each one is a large frame that costs bits, an IDR encode and
+/// receiver delay (Chromium's jitter estimate follows the frame-size spread).
+pub const KEYFRAME_SECONDS: u32 = 2;
 
-/// Frames between key frames at `fps`: [`KEYFRAMES_PER_SECOND`] a second (at least 1).
+/// Frames between key frames at `fps`: [`KEYFRAME_SECONDS`] worth (at least 1).
 pub fn keyframe_interval(fps: u32) -> u32 {
-    fps.div_ceil(KEYFRAMES_PER_SECOND).max(1)
+    fps.saturating_mul(KEYFRAME_SECONDS).max(1)
 }
 
-/// The encoder, its parameters (gval expressions) and the caps around it, per codec.
-///
-/// neko's built-in default pipeline is VP8 at a fixed 25 fps, and it *forces* the codec back
-/// to VP8 when no pipeline is given (`server/internal/config/capture.go`), so without this
-/// `[neko] codec` and `fps` would silently do nothing. Parameters follow neko's own defaults
-/// (`pkg/types/codec/codecs.go`, the v3 default VP8 pipeline), tuned for an interactive
-/// desktop: real-time deadlines, no B-frames, [`KEYFRAMES_PER_SECOND`] key frames a second.
-/// The encoders' speed settings are the ones that cost least on a static screen (capture and
-/// colour conversion are under 1% of a core; the encoder is the rest), measured with
-/// `gst-launch-1.0 ximagesrc ! … ! fakesink` on a still 1280x720@30 Xvfb: x264enc
-/// `speed-preset` veryfast 26-29%, superfast 25%, ultrafast 15-19% of a core; vp8enc
+/// One codec's encoder element, its properties and the caps before and after it.
+struct EncoderPart {
+    element: &'static str,
+    props: Vec<(&'static str, String)>,
+    /// Caps the encoder needs on its input (empty: whatever videoconvert gives).
+    input: &'static str,
+    /// Caps on its output (empty: none).
+    output: &'static str,
+}
+
+/// The encoder, per codec, tuned for an interactive desktop: real-time deadlines, no
+/// B-frames, a key frame every [`KEYFRAME_SECONDS`]. Bit rates follow neko's own defaults
+/// (`pkg/types/codec/codecs.go`: 3072 kbit/s). The speed settings are the ones that cost least
+/// on a static screen (capture and colour conversion are under 1% of a core; the encoder is the
+/// rest), measured with `gst-launch-1.0 ximagesrc ! … ! fakesink` on a still 1280x720@30 Xvfb:
+/// x264enc `speed-preset` veryfast 26-29%, superfast 25%, ultrafast 15-19% of a core; vp8enc
 /// `cpu-used=4 threads=4` 34%, `cpu-used=16 static-threshold=100 threads=1` 21-23%.
-fn encoder(
-    codec: &str,
-    fps: u32,
-) -> (
-    &'static str,
-    Vec<(&'static str, String)>,
-    &'static str,
-    &'static str,
-) {
+/// x264 runs two slice threads (two cores here; four slices on two loaded cores wait for the
+/// slowest every frame).
+fn encoder(codec: &str, fps: u32) -> EncoderPart {
     let keyframe = keyframe_interval(fps).to_string();
+    let part = |element, props: Vec<(&'static str, &str)>, input, output| EncoderPart {
+        element,
+        props: props.into_iter().map(|(k, v)| (k, v.to_string())).collect(),
+        input,
+        output,
+    };
     match codec {
-        "vp9" => (
+        "vp9" => part(
             "vp9enc",
             vec![
-                ("target-bitrate", "round(3072 * 650)".into()),
-                ("cpu-used", "16".into()),
-                ("threads", "4".into()),
-                ("deadline", "1".into()),
-                ("end-usage", "cbr".into()),
-                ("keyframe-max-dist", keyframe),
-                ("static-threshold", "20".into()),
+                ("target-bitrate", "1996800"),
+                ("cpu-used", "16"),
+                ("threads", "4"),
+                ("deadline", "1"),
+                ("end-usage", "cbr"),
+                ("keyframe-max-dist", &keyframe),
+                ("static-threshold", "20"),
             ],
             "",
             "",
         ),
-        "h264" => (
+        "h264" => part(
             "x264enc",
             vec![
-                ("threads", "4".into()),
-                ("bitrate", "3072".into()),
-                ("key-int-max", keyframe),
-                ("bframes", "0".into()),
-                ("byte-stream", "true".into()),
-                ("tune", "zerolatency".into()),
-                ("speed-preset", "ultrafast".into()),
+                ("threads", "2"),
+                ("bitrate", "3072"),
+                ("key-int-max", &keyframe),
+                ("bframes", "0"),
+                ("byte-stream", "true"),
+                ("tune", "zerolatency"),
+                ("speed-preset", "ultrafast"),
             ],
-            "! video/x-raw,format=I420",
-            "! video/x-h264,stream-format=byte-stream,profile=constrained-baseline",
+            "video/x-raw,format=I420",
+            "video/x-h264,stream-format=byte-stream,profile=constrained-baseline",
         ),
-        "h265" => (
+        "h265" => part(
             "x265enc",
             vec![
-                ("bitrate", "3072".into()),
-                ("key-int-max", keyframe),
-                ("tune", "zerolatency".into()),
-                ("speed-preset", "ultrafast".into()),
+                ("bitrate", "3072"),
+                ("key-int-max", &keyframe),
+                ("tune", "zerolatency"),
+                ("speed-preset", "ultrafast"),
             ],
-            "! video/x-raw,format=I420",
-            "! video/x-h265,stream-format=byte-stream",
+            "video/x-raw,format=I420",
+            "video/x-h265,stream-format=byte-stream",
         ),
-        "av1" => (
+        "av1" => part(
             "av1enc",
             vec![
-                ("target-bitrate", "3072".into()),
-                ("cpu-used", "8".into()),
-                ("end-usage", "cbr".into()),
-                ("usage-profile", "realtime".into()),
-                ("keyframe-max-dist", keyframe),
+                ("target-bitrate", "3072"),
+                ("cpu-used", "8"),
+                ("end-usage", "cbr"),
+                ("usage-profile", "realtime"),
+                ("keyframe-max-dist", &keyframe),
             ],
             "",
             "",
         ),
         // vp8, and anything config validation let through: neko's default VP8 parameters.
-        _ => (
+        _ => part(
             "vp8enc",
             vec![
-                ("target-bitrate", "round(3072 * 650)".into()),
-                ("cpu-used", "16".into()),
-                ("static-threshold", "100".into()),
-                ("end-usage", "cbr".into()),
-                ("threads", "1".into()),
-                ("deadline", "1".into()),
-                ("undershoot", "95".into()),
-                ("buffer-size", "(3072 * 4)".into()),
-                ("buffer-initial-size", "(3072 * 2)".into()),
-                ("buffer-optimal-size", "(3072 * 3)".into()),
-                ("keyframe-max-dist", keyframe),
-                ("min-quantizer", "4".into()),
-                ("max-quantizer", "20".into()),
+                ("target-bitrate", "1996800"),
+                ("cpu-used", "16"),
+                ("static-threshold", "100"),
+                ("end-usage", "cbr"),
+                ("threads", "1"),
+                ("deadline", "1"),
+                ("undershoot", "95"),
+                ("buffer-size", "12288"),
+                ("buffer-initial-size", "6144"),
+                ("buffer-optimal-size", "9216"),
+                ("keyframe-max-dist", &keyframe),
+                ("min-quantizer", "4"),
+                ("max-quantizer", "20"),
             ],
             "",
             "",
@@ -285,21 +291,43 @@ fn encoder(
     }
 }
 
-/// `capture.video.pipelines` as JSON: one pipeline, [`VIDEO_ID`], for the configured codec at
-/// the configured frame rate, without the pointer (the viewer draws the cursor itself).
+/// neko's whole video pipeline for `codec` at `fps` (its `gst_pipeline`; neko puts the display
+/// in place of `{display}`). neko's own template cannot reach what adds latency:
+/// - its `queue` between conversion and encoder holds up to 200 buffers / 10 MB / 1 s, about 8
+///   raw 720p frames (267 ms at 30 fps) whenever the encoder falls behind; here it holds one and
+///   drops the older (`leaky=downstream`), so a late frame is skipped, never queued;
+/// - its `appsink` syncs to the clock with a 20 ms processing deadline, holding each frame up to
+///   20 ms after capture; here `sync=false` hands it over at once;
+/// - the pointer is not in the picture (`show-pointer=false`): the viewer draws the cursor.
+///
+/// The `framerate` and `encoder` element names are neko's, kept for anything that looks them up.
+pub fn gst_pipeline(codec: &str, fps: u32) -> String {
+    let enc = encoder(codec, fps);
+    let mut p = format!(
+        "ximagesrc display-name={{display}} show-pointer=false use-damage=false \
+         ! capsfilter caps=video/x-raw,framerate={fps}/1 name=framerate ! videoconvert \
+         ! queue max-size-buffers=1 max-size-bytes=0 max-size-time=0 leaky=downstream"
+    );
+    if !enc.input.is_empty() {
+        p.push_str(&format!(" ! {}", enc.input));
+    }
+    p.push_str(&format!(" ! {} name=encoder", enc.element));
+    for (k, v) in &enc.props {
+        p.push_str(&format!(" {k}={v}"));
+    }
+    if !enc.output.is_empty() {
+        p.push_str(&format!(" ! {}", enc.output));
+    }
+    p.push_str(" ! appsink name=appsink sync=false");
+    p
+}
+
+/// `capture.video.pipelines` as JSON: one pipeline, [`VIDEO_ID`], given whole
+/// ([`gst_pipeline`]).
 fn video_pipelines(codec: &str, fps: u32) -> String {
-    let (gst_encoder, params, gst_prefix, gst_suffix) = encoder(codec, fps);
-    let gst_params: serde_json::Map<String, serde_json::Value> = params
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
-        .collect();
     serde_json::json!({
         VIDEO_ID: {
-            "fps": fps.to_string(),
-            "gst_prefix": gst_prefix,
-            "gst_encoder": gst_encoder,
-            "gst_params": gst_params,
-            "gst_suffix": gst_suffix,
+            "gst_pipeline": gst_pipeline(codec, fps),
             "show_pointer": false,
         }
     })
@@ -364,38 +392,54 @@ mod tests {
         let spec = service(&neko, &display, "t");
         assert!(has(&spec, "--capture.video.ids=main"));
         let main = &video_flag(&spec)["main"];
-        assert_eq!(main["gst_encoder"], "vp8enc");
-        assert_eq!(main["fps"], "30");
+        let p = main["gst_pipeline"].as_str().expect("a whole pipeline");
+        assert!(
+            p.starts_with("ximagesrc display-name={display} show-pointer=false"),
+            "{p}"
+        );
+        assert!(p.contains("framerate=30/1"), "{p}");
+        assert!(p.contains("! vp8enc name=encoder "), "{p}");
+        // A key frame every two seconds; gval expressions are not evaluated in a whole pipeline.
+        assert!(p.contains(" keyframe-max-dist=60 "), "{p}");
+        assert!(p.contains(" target-bitrate=1996800 "), "{p}");
+        // No frame backlog before the encoder, no clock wait at the sink.
+        assert!(
+            p.contains(
+                "! queue max-size-buffers=1 max-size-bytes=0 max-size-time=0 leaky=downstream !"
+            ),
+            "{p}"
+        );
+        assert!(p.ends_with("! appsink name=appsink sync=false"), "{p}");
         assert_eq!(main["show_pointer"], false);
-        // Four key frames a second (neko ignores the browser's key frame requests).
-        assert_eq!(main["gst_params"]["keyframe-max-dist"], "8");
 
         neko.codec = "h264".to_string();
         neko.fps = 60;
         let spec = service(&neko, &display, "t");
-        let main = &video_flag(&spec)["main"];
-        assert_eq!(main["gst_encoder"], "x264enc");
-        assert_eq!(main["fps"], "60");
-        assert_eq!(main["gst_params"]["tune"], "zerolatency");
-        assert_eq!(main["gst_params"]["bframes"], "0");
-        assert_eq!(main["gst_params"]["key-int-max"], "15");
-        assert_eq!(main["gst_params"]["speed-preset"], "ultrafast");
-        assert!(main["gst_suffix"]
+        let p = video_flag(&spec)["main"]["gst_pipeline"]
             .as_str()
-            .is_some_and(|s| s.starts_with("! video/x-h264")));
-
+            .expect("pipeline")
+            .to_string();
+        assert!(p.contains("framerate=60/1"), "{p}");
+        assert!(
+            p.contains("! video/x-raw,format=I420 ! x264enc name=encoder threads=2 bitrate=3072 key-int-max=120 bframes=0 byte-stream=true tune=zerolatency speed-preset=ultrafast ! video/x-h264,stream-format=byte-stream,profile=constrained-baseline ! appsink"),
+            "{p}"
+        );
         assert_eq!(
             (
                 keyframe_interval(1),
                 keyframe_interval(30),
                 keyframe_interval(60)
             ),
-            (1, 8, 15)
+            (2, 60, 120)
         );
         for (codec, enc) in [("vp9", "vp9enc"), ("av1", "av1enc"), ("h265", "x265enc")] {
             neko.codec = codec.to_string();
             let spec = service(&neko, &display, "t");
-            assert_eq!(video_flag(&spec)["main"]["gst_encoder"], enc, "{codec}");
+            let p = video_flag(&spec)["main"]["gst_pipeline"]
+                .as_str()
+                .expect("pipeline")
+                .to_string();
+            assert!(p.contains(&format!("! {enc} name=encoder")), "{codec}: {p}");
             assert!(has(&spec, &format!("--capture.video.codec={codec}")));
         }
     }

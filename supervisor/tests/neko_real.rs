@@ -86,6 +86,12 @@ async fn real_neko_through_deskd() {
     let key_int = format!("key-int-max={}", deskd::neko::keyframe_interval(30));
     assert!(pipeline.contains("x264enc"), "{pipeline}");
     assert!(pipeline.contains(&key_int), "{key_int} not in {pipeline}");
+    // deskd's whole pipeline, not neko's template: no frame queue, no clock wait at the sink.
+    assert!(pipeline.contains("leaky=downstream"), "{pipeline}");
+    assert!(
+        pipeline.contains("appsink name=appsink sync=false"),
+        "{pipeline}"
+    );
 
     // system/init, then signal/request → signal/provide (other events may come first).
     let mut c = connect(addr).await;

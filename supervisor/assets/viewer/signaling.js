@@ -3,6 +3,12 @@
 // ICE both ways (local candidates only after the answer, remote ones buffered until the remote
 // description is set), neko's own "data" channel. Reconnecting is the caller's job: a session
 // lives for one WebSocket. WebSocket and RTCPeerConnection are injected for tests.
+//
+// The video is asked for disabled and enabled (signal/video) once the peer connection is
+// connected: neko forces a key frame only when a viewer's track joins its pipeline and ignores
+// the browser's key frame requests, and a key frame sent before DTLS is up is lost. Joined
+// after, the first frame the browser gets is a key frame (`restartVideo` does the same to
+// recover from a picture that stopped decoding).
 
 import { closeSession, openSocket } from "./backoff.js";
 
@@ -44,6 +50,8 @@ export class NekoSession {
     this.remoteCandidates = [];
     this.localCandidates = [];
     this.answered = false;
+    /** signal/video {disabled: false} was sent for the current peer connection. */
+    this.videoOn = false;
     this.chain = Promise.resolve();
   }
 
@@ -99,7 +107,19 @@ export class NekoSession {
   }
 
   requestSignal() {
-    this.send("signal/request", { video: {}, audio: { disabled: !this.audio } });
+    this.send("signal/request", { video: { disabled: true }, audio: { disabled: !this.audio } });
+  }
+
+  /** Turns the video on (neko adds the track to its pipeline: a key frame comes first). */
+  startVideo() {
+    this.videoOn = this.send("signal/video", { disabled: false }) !== false;
+  }
+
+  /** Off and on again: neko's only way to send a key frame on demand. */
+  restartVideo() {
+    if (!this.videoOn) return;
+    this.send("signal/video", { disabled: true });
+    this.startVideo();
   }
 
   async handle(event, payload) {
@@ -156,6 +176,7 @@ export class NekoSession {
     if (typeof p.sdp !== "string") return;
     this.teardown();
     this.answered = false;
+    this.videoOn = false;
     this.localCandidates = [];
     const pc = new this.RTCPeerConnectionImpl({ iceServers: iceServersFrom(p.iceservers) });
     this.pc = pc;
@@ -175,7 +196,9 @@ export class NekoSession {
       this.on("datachannel", ev.channel);
     };
     pc.onconnectionstatechange = () => {
-      if (this.pc === pc) this.on("peer-state", pc.connectionState);
+      if (this.pc !== pc) return;
+      if (pc.connectionState === "connected" && !this.videoOn) this.startVideo();
+      this.on("peer-state", pc.connectionState);
     };
     await this.answer(p.sdp);
   }

@@ -9,6 +9,9 @@ import { NekoSession } from "./signaling.js";
 /** Signaling worked but media never flowed: usually the media UDP port is unreachable. */
 export const NO_MEDIA = "no media connection";
 
+/** Connected but no picture by then: the video is turned off and on (a fresh key frame). */
+export const FIRST_FRAME_RETRY_MS = 1500;
+
 export class WebRtcSession {
   /**
    * - `url`: the relay's WebSocket URL; `audio`: ask neko for sound;
@@ -16,10 +19,12 @@ export class WebRtcSession {
    * - `on(event, detail)`: "session-id", "screen", "host", "input-open", "server-message",
    *   "first-frame", "peer-state", "clipboard", "message", "sent", "error", "close";
    * - `mediaTimeoutMs`: close with NO_MEDIA when ICE never connects by then;
+   * - `firstFrameRetryMs`: connected without a picture this long: restart the video;
    * - `NekoSessionImpl` for tests.
    */
-  constructor({ url, audio = false, video, on = () => {}, mediaTimeoutMs = 30000, NekoSessionImpl = NekoSession }) {
-    Object.assign(this, { url, audio, video, on, mediaTimeoutMs, NekoSessionImpl });
+  constructor({ url, audio = false, video, on = () => {}, mediaTimeoutMs = 30000, firstFrameRetryMs = FIRST_FRAME_RETRY_MS, NekoSessionImpl = NekoSession }) {
+    Object.assign(this, { url, audio, video, on, mediaTimeoutMs, firstFrameRetryMs, NekoSessionImpl });
+    this.retryTimer = null;
     this.name = "webrtc";
     this.neko = null;
     this.everConnected = false;
@@ -69,7 +74,10 @@ export class WebRtcSession {
         this.attachChannel(d);
         break;
       case "peer-state":
-        if (d === "connected") this.everConnected = true;
+        if (d === "connected") {
+          this.everConnected = true;
+          this.retryFirstFrame();
+        }
         this.on("peer-state", d);
         if (d === "failed") this.close(4000, "peer failed");
         break;
@@ -78,6 +86,7 @@ export class WebRtcSession {
         break;
       case "close":
         clearTimeout(this.mediaTimer);
+        clearTimeout(this.retryTimer);
         this.on("close", d);
         break;
       default:
@@ -85,6 +94,16 @@ export class WebRtcSession {
         this.on(ev, d);
         break;
     }
+  }
+
+  /** Until the first picture shows, the video is restarted every `firstFrameRetryMs`. */
+  retryFirstFrame() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      if (this.shownFirst || !this.neko || this.neko.closed) return;
+      this.neko.restartVideo();
+      this.retryFirstFrame();
+    }, this.firstFrameRetryMs);
   }
 
   attachTrack(ev) {

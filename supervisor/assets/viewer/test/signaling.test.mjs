@@ -83,13 +83,13 @@ const init = {
   settings: {},
 };
 
-test("system/init → signal/request with video on and audio per setting", async () => {
+test("system/init → signal/request with the video off until connected, audio per setting", async () => {
   const { s, ws } = start(false);
   assert.equal(ws.binaryType, "arraybuffer");
   ws.receive("system/init", init);
   ws.receive("system/heartbeat");
   await settle();
-  assert.deepEqual(ws.sent, [{ event: "signal/request", payload: { video: {}, audio: { disabled: true } } }]);
+  assert.deepEqual(ws.sent, [{ event: "signal/request", payload: { video: { disabled: true }, audio: { disabled: true } } }]);
   assert.equal(s.sessionId, "viewer-abcde");
   assert.deepEqual(s.screen, { width: 1280, height: 720, rate: 30 });
 
@@ -97,6 +97,34 @@ test("system/init → signal/request with video on and audio per setting", async
   b.ws.receive("system/init", init);
   await settle();
   assert.deepEqual(b.ws.sent[0].payload.audio, { disabled: false });
+});
+
+test("the video is turned on once the peer connection is connected, once per connection", async () => {
+  const { s, ws } = start();
+  ws.receive("system/init", init);
+  ws.receive("signal/provide", { sdp: "v=0 offer", video: { disabled: true, id: "main" }, audio: { disabled: true } });
+  await settle();
+  const pc = FakePC.all[0];
+  const video = () => ws.sent.filter((m) => m.event === "signal/video").map((m) => m.payload);
+  pc.connectionState = "connecting";
+  pc.onconnectionstatechange();
+  assert.deepEqual(video(), [], "not before ICE and DTLS are up: that key frame would be lost");
+  pc.connectionState = "connected";
+  pc.onconnectionstatechange();
+  pc.connectionState = "disconnected";
+  pc.onconnectionstatechange();
+  pc.connectionState = "connected";
+  pc.onconnectionstatechange();
+  assert.deepEqual(video(), [{ disabled: false }], "once: ICE recovering keeps the pipeline");
+  // A stalled picture: off and on again, neko's only key frame on demand.
+  s.restartVideo();
+  assert.deepEqual(video(), [{ disabled: false }, { disabled: true }, { disabled: false }]);
+  // A new peer connection starts with the video off again.
+  ws.receive("signal/provide", { sdp: "v=0 offer", video: { disabled: true, id: "main" }, audio: { disabled: true } });
+  await settle();
+  assert.equal(s.videoOn, false);
+  s.restartVideo();
+  assert.equal(video().length, 3, "nothing to restart before it is on");
 });
 
 test("provide → answer; early remote candidates buffered; local candidates after the answer", async () => {

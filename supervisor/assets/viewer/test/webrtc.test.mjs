@@ -143,3 +143,21 @@ test("a peer that never connects is closed as no media; a failed one at once", a
   assert.deepEqual(named(t.events, "peer-state"), ["connected", "failed"]);
   assert.equal(named(t.events, "close")[0].reason, "peer failed");
 });
+
+test("connected without a picture: the video is restarted until one shows", async () => {
+  const events = [];
+  const s = new WebRtcSession({ url: "ws://h/stream/signaling", video: video(), on: (ev, d) => events.push([ev, d]), firstFrameRetryMs: 10, NekoSessionImpl: FakeNeko });
+  s.start();
+  const neko = FakeNeko.last;
+  neko.restarts = 0;
+  neko.restartVideo = () => (neko.restarts += 1);
+  neko.on("track", { track: { kind: "video" }, streams: [{}] });
+  neko.on("peer-state", "connected");
+  await new Promise((r) => setTimeout(r, 35));
+  assert.ok(neko.restarts >= 2, `restarted ${neko.restarts} times`);
+  s.video.frameCallback();
+  const after = neko.restarts;
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(neko.restarts, after, "not once the picture shows");
+  s.close(1000, "done");
+});
