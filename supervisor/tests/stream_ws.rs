@@ -724,3 +724,82 @@ async fn small_changes_go_out_as_tiles_ahead_of_their_frame() {
     let pic = decode(&mut decoder, &frame);
     assert!(near(pic.at(320, 240), [255, 255, 255]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screen_resize_and_clipboard() {
+    let desk = start(5, "");
+    let win = TestWindow::open(&desk.display, 0, 0, W, H, "resize");
+    win.fill(0x00ff00, 0, 0, W, H);
+    let mut ws = connect(desk.port, Some(TOKEN), None)
+        .await
+        .expect("upgrade");
+    hello(&mut ws).await;
+
+    // RandR shrinks the screen (Xvfb applies --fb and then reports an error about the output:
+    // the exit status says nothing).
+    let _ = std::process::Command::new("xrandr")
+        .args(["--display", &desk.display, "--fb", "512x384"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let resize = loop {
+        match next(&mut ws, Duration::from_secs(5)).await {
+            Some(Message::Text(t)) => {
+                break serde_json::from_str::<serde_json::Value>(t.as_str()).expect("json")
+            }
+            Some(_) => {}
+            None => panic!("no resize message after the screen changed size"),
+        }
+    };
+    assert_eq!(resize["type"], "resize", "{resize}");
+    assert_eq!(
+        (resize["width"].as_u64(), resize["height"].as_u64()),
+        (Some(512), Some(384))
+    );
+    let key = next_video(&mut ws, Duration::from_secs(5))
+        .await
+        .expect("a frame at the new size");
+    assert!(key.key, "the first frame at a new size is a key frame");
+    assert_eq!((key.width, key.height), (512, 384));
+    let mut decoder = Decoder::new().expect("decoder");
+    assert_eq!(decode(&mut decoder, &key).width, 512);
+    // The window lost its pixels with the resize (no backing store): drawn again, they come.
+    win.fill(0x0000ff, 0, 0, W, H);
+    let mut seen = None;
+    while let Some(v) = next_video(&mut ws, Duration::from_secs(2)).await {
+        let pic = decode(&mut decoder, &v);
+        seen = Some(pic.at(100, 100));
+        if near(pic.at(100, 100), [0, 0, 255]) {
+            break;
+        }
+    }
+    assert!(
+        seen.is_some_and(|c| near(c, [0, 0, 255])),
+        "the redrawn window at the new size, got {seen:?}"
+    );
+
+    // The clipboard message sets the desktop's CLIPBOARD.
+    let text = "deskd clipboard ✓ 42";
+    ws.send(Message::Text(
+        serde_json::json!({"type": "clipboard", "text": text})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("send");
+    let read = || {
+        std::process::Command::new("xclip")
+            .args(["-selection", "clipboard", "-o", "-display", &desk.display])
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let mut got = None;
+    for _ in 0..50 {
+        got = read();
+        if got.as_deref() == Some(text) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got.as_deref(), Some(text), "xclip reads the CLIPBOARD");
+}
