@@ -831,7 +831,8 @@ async fn streams_and_sends_input() {
         );
     }
 
-    // The exchange: init → request (video, no audio) → provide → answer → candidates → live.
+    // The exchange: init → request (video off until connected, no audio) → provide → answer →
+    // candidates → connected → video on → live.
     viewer
         .wait_for(
             "window.__deskdViewer && __deskdViewer.status === 'live'",
@@ -842,8 +843,13 @@ async fn streams_and_sends_input() {
     assert_eq!(
         requests,
         vec![
-            json!({"event": "signal/request", "payload": {"video": {}, "audio": {"disabled": true}}})
+            json!({"event": "signal/request", "payload": {"video": {"disabled": true}, "audio": {"disabled": true}}})
         ]
+    );
+    assert_eq!(
+        bridge.viewer_sent("signal/video"),
+        vec![json!({"event": "signal/video", "payload": {"disabled": false}})],
+        "the video is turned on once, when the peer connection is up"
     );
     let answers = bridge.viewer_sent("signal/answer");
     assert_eq!(answers.len(), 1);
@@ -1441,7 +1447,7 @@ async fn page_reaches_the_relay() {
         .await;
     assert_eq!(
         request,
-        json!({"event": "signal/request", "payload": {"video": {}, "audio": {"disabled": true}}})
+        json!({"event": "signal/request", "payload": {"video": {"disabled": true}, "audio": {"disabled": true}}})
     );
     let session = tab.eval("__deskdViewer.sessionId").await;
     assert!(
@@ -1622,6 +1628,16 @@ fn quadrant_points(centre: [u8; 3]) -> ([(f64, f64); 5], [[u8; 3]; 5]) {
     )
 }
 
+/// JavaScript for the RGB of `#screen`'s pixel (x, y), read through a scratch canvas: the
+/// stream worker paints `#screen` as an OffscreenCanvas, so its own context is not the page's.
+fn canvas_pixel(x: u32, y: u32) -> String {
+    format!(
+        "(() => {{ const c = document.createElement('canvas'); c.width = 1; c.height = 1; \
+         const g = c.getContext('2d'); g.drawImage(document.getElementById('screen'), {x}, {y}, 1, 1, 0, 0, 1, 1); \
+         return g.getImageData(0, 0, 1, 1).data.slice(0, 3); }})()"
+    )
+}
+
 async fn assert_quadrants(tab: &Tab<'_>, name: &str, centre: [u8; 3], tol: u8) {
     let r = stage_rect(tab).await;
     let (points, want) = quadrant_points(centre);
@@ -1691,7 +1707,7 @@ async fn native_stream_control() {
     assert_quadrants(&tab, "native-live.png", native_standin::MAGENTA, 30).await;
     // The canvas itself holds the decoded picture (not just what the compositor shows).
     let centre = tab
-        .eval("Array.from(document.getElementById('screen').getContext('2d').getImageData(640, 360, 1, 1).data.slice(0, 3))")
+        .eval(&format!("Array.from({})", canvas_pixel(640, 360)))
         .await;
     let c: Vec<u8> = serde_json::from_value(centre).expect("canvas pixel");
     assert!(
@@ -1999,13 +2015,21 @@ async fn deskd_native_stream() {
         json!("CANVAS")
     );
     tab.wait_for(
-        "(() => { const d = document.getElementById('screen').getContext('2d').getImageData(640, 360, 1, 1).data; return d[0] > 150 && d[1] < 100 && d[2] > 150; })()",
+        &format!(
+            "(() => {{ const d = {}; return d[0] > 150 && d[1] < 100 && d[2] > 150; }})()",
+            canvas_pixel(640, 360)
+        ),
         "the pattern's magenta centre on the canvas",
     )
     .await;
     assert_quadrants(&tab, "deskd-native.png", native_standin::MAGENTA, 40).await;
     tab.assert_status("Live · 1280×720 · in control · WebSocket")
         .await;
+    assert_eq!(
+        tab.eval("__deskdViewer.streamWorker").await,
+        json!(true),
+        "Chromium runs the stream in its worker"
+    );
 
     // A click at desktop (300, 200) and typed text arrive in the X client.
     let r = stage_rect(&tab).await;
@@ -2036,12 +2060,24 @@ async fn deskd_native_stream() {
     .expect("keys in X");
 
     // A view-only viewer (another origin, so another cookie): says so, its input is dropped.
+    // It runs the stream in the page (`worker=0`, as a browser without OffscreenCanvas does).
     let view = browser
-        .open(&format!("http://localhost:{http_port}/?token={VIEW_TOKEN}"))
+        .open(&format!(
+            "http://localhost:{http_port}/?token={VIEW_TOKEN}&worker=0"
+        ))
         .await;
     view.wait_for(
         "window.__deskdViewer && __deskdViewer.status === 'live' && __deskdViewer.transport === 'ws'",
         "the view-only viewer live",
+    )
+    .await;
+    assert_eq!(view.eval("__deskdViewer.streamWorker").await, json!(false));
+    view.wait_for(
+        &format!(
+            "(() => {{ const d = {}; return d[0] > 150 && d[1] < 100 && d[2] > 150; }})()",
+            canvas_pixel(640, 360)
+        ),
+        "the pattern's magenta centre on the in-page canvas",
     )
     .await;
     assert!(view

@@ -9,6 +9,7 @@ import { clientToDesktop, desktopToElement } from "./coords.js";
 import { InputController, WheelAccumulator, xButton } from "./input.js";
 import { isModifierKeysym, keysymForChar, keysymForEvent } from "./keysym.js";
 import { NativeSession } from "./native.js";
+import { available as remoteAvailable, RemoteNativeSession, startWorker } from "./native-remote.js";
 import { encodePing } from "./protocol.js";
 import { ScreenView } from "./screen.js";
 import { earlyStill } from "./still.js";
@@ -93,6 +94,11 @@ const debug = {
   /** The native stream's tiles, newest last (at most FRAME_RING): `{seq, x, y, width, height, drawn, receivedEpochMs}`. */
   tiles: [],
   stream: null,
+  /** Bytes the stream worker's socket carried (the page's own sockets are the page's to count). */
+  workerBytes() {
+    const s = session;
+    return s && s instanceof RemoteNativeSession ? (s.stats.bytesIn || 0) + (s.stats.bytesOut || 0) : 0;
+  },
   async framesDecoded() {
     const s = session;
     if (!s) return 0;
@@ -129,6 +135,17 @@ function audioWanted() {
 }
 
 let wantAudio = audioWanted();
+let useStreamWorker = remoteAvailable() && new URLSearchParams(location.search).get("worker") !== "0";
+// Started now, so its modules load while the page asks for the session and the still. One
+// that fails to load (an old browser without module workers) turns the worker off.
+let spareWorker = null;
+if (useStreamWorker) {
+  spareWorker = startWorker();
+  spareWorker.onerror = () => {
+    useStreamWorker = false;
+    spareWorker = null;
+  };
+}
 const forced = forcedTransport(location.search);
 const can = {
   webcodecs: typeof globalThis.VideoDecoder === "function" && typeof globalThis.EncodedVideoChunk === "function",
@@ -238,7 +255,7 @@ async function connect() {
   const on = (ev, d) => onSession(s, ev, d);
   const s =
     choice.transport === WS
-      ? new NativeSession({ url: socketUrl(STREAM_PATH), on, draw: (frame) => drawFrame(frame), drawTile: (t) => screenView.drawTile(t) })
+      ? nativeSession(on)
       : new WebRtcSession({ url: socketUrl(SIGNALING_PATH), audio: wantAudio, video: els.video, on });
   s.fallback = choice.fallback;
   session = s;
@@ -255,6 +272,21 @@ async function connect() {
       s.close(4000, FALLBACK_REASON);
     }, WEBRTC_FALLBACK_MS);
   }
+}
+
+/**
+ * The native stream's session: in a worker that paints an OffscreenCanvas where the browser
+ * can (stream-worker.js says why), in the page otherwise or with `?worker=0`.
+ */
+function nativeSession(on) {
+  const url = socketUrl(STREAM_PATH);
+  debug.streamWorker = useStreamWorker;
+  if (useStreamWorker) {
+    const worker = spareWorker;
+    spareWorker = null;
+    return new RemoteNativeSession({ url, canvas: screenView.freshCanvas(), on, worker });
+  }
+  return new NativeSession({ url, on, draw: (frame) => drawFrame(frame), drawTile: (t) => screenView.drawTile(t) });
 }
 
 function onSession(s, ev, d) {
@@ -295,14 +327,18 @@ function onSession(s, ev, d) {
       serverMessage(d);
       break;
     case "frame":
-      remember(debug.frames, { ...d, decodedPerf: performance.now(), decodedEpochMs: Date.now() }, FRAME_RING);
+      remember(debug.frames, { ...d, decodedPerf: performance.now(), decodedEpochMs: d.decodedEpochMs ?? Date.now() }, FRAME_RING);
+      if (d.width && screenView.remotePainted(d.width, d.height)) renderCursor();
       if (!s.shownFirst) {
         s.shownFirst = true;
         firstFrame(s);
       }
       break;
+    case "worker-failed":
+      useStreamWorker = false;
+      break;
     case "tile":
-      remember(debug.tiles, { ...d, receivedEpochMs: Date.now() }, FRAME_RING);
+      remember(debug.tiles, { ...d, receivedEpochMs: d.receivedMs ?? Date.now() }, FRAME_RING);
       break;
     case "first-frame":
       s.shownFirst = true;

@@ -24,7 +24,7 @@ export class NativeSession {
    * - `url`: the WebSocket URL of /stream/ws;
    * - `on(event, detail)`: "hello", "access", "screen", "host", "input-open",
    *   "server-message" (cursor-image, cursor-position, pong), "frame" (each decoded frame's
-   *   {seq, captureUs, key}), "tile" (each tile's {seq, x, y, width, height, drawn}), "unsupported" (the codec), "error", "close";
+   *   {seq, captureUs, key}), "tile" (each tile's {seq, x, y, width, height, drawn, receivedMs}), "unsupported" (the codec), "error", "close";
    * - `draw(frame, meta)`: paints a VideoFrame (closed by the session afterwards);
    * - `drawTile(tile)`: paints a tile ({x, y, width, height, rgba}); false if it could not
    *   (nothing drawn yet);
@@ -45,7 +45,7 @@ export class NativeSession {
     this.pending = new Map();
     /** Tiles not yet in a shown frame, oldest first. */
     this.tiles = [];
-    this.stats = { received: 0, decoded: 0, dropped: 0, gaps: 0, resets: 0, keyframeRequests: 0, tiles: 0 };
+    this.stats = { received: 0, decoded: 0, dropped: 0, gaps: 0, resets: 0, keyframeRequests: 0, tiles: 0, bytesIn: 0, bytesOut: 0 };
   }
 
   get inputOpen() {
@@ -55,6 +55,7 @@ export class NativeSession {
   start() {
     openSocket(this, (data) => {
       if (this.closed) return;
+      this.stats.bytesIn += typeof data === "string" ? data.length : data.byteLength || 0;
       if (typeof data === "string") this.text(data);
       else this.binary(data);
     });
@@ -188,7 +189,7 @@ export class NativeSession {
     if (this.tiles.length >= MAX_TILES) this.tiles.shift();
     this.tiles.push(m);
     const drawn = this.drawTile(m);
-    this.on("tile", { seq: m.seq, x: m.x, y: m.y, width: m.width, height: m.height, drawn });
+    this.on("tile", { seq: m.seq, x: m.x, y: m.y, width: m.width, height: m.height, drawn, receivedMs: this.now() });
   }
 
   output(d, frame) {
@@ -208,6 +209,7 @@ export class NativeSession {
 
   sendText(text) {
     if (!this.ws || this.ws.readyState !== 1) return false;
+    this.stats.bytesOut += text.length;
     this.ws.send(text);
     return true;
   }
@@ -215,6 +217,7 @@ export class NativeSession {
   /** neko's binary input (protocol.js); false when the socket is not open. */
   sendInput(buf) {
     if (!this.inputOpen) return false;
+    this.stats.bytesOut += buf.byteLength || 0;
     this.ws.send(buf);
     return true;
   }

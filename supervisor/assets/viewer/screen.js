@@ -2,14 +2,19 @@
 // <canvas> for the native stream; that one carries id="screen", so tools and tests find it),
 // the still shown until the first live frame (same letterboxing: every element is
 // object-fit: contain over the same box), and the picture size that letterboxing and pointer
-// mapping use.
+// mapping use. The native stream paints the canvas itself (paint.js) in the page, or from the
+// stream worker through an OffscreenCanvas: a canvas serves one such session, so each one gets
+// a fresh canvas element in the old one's place.
+
+import { Painter } from "./paint.js";
 
 export class ScreenView {
   constructor({ video, canvas, still }) {
     Object.assign(this, { video, canvas, still });
     this.transport = "webrtc";
-    this.ctx = null;
-    this.drawn = false;
+    this.painter = new Painter(canvas);
+    /** The size of the picture a worker painted last (its canvas cannot be read here). */
+    this.remoteSize = null;
     this.everLive = false;
     this.stillUrl = null;
   }
@@ -54,31 +59,41 @@ export class ScreenView {
 
   /** Paints a decoded VideoFrame on the canvas; true when the canvas changed size. */
   draw(frame) {
-    const w = frame.displayWidth;
-    const h = frame.displayHeight;
-    let resized = false;
-    if (this.canvas.width !== w || this.canvas.height !== h) {
-      this.canvas.width = w;
-      this.canvas.height = h;
-      resized = true;
-    }
-    if (!this.ctx) this.ctx = this.canvas.getContext("2d", { alpha: false, desynchronized: true });
-    this.ctx.drawImage(frame, 0, 0, w, h);
-    this.drawn = true;
-    return resized;
+    return this.painter.frame(frame);
   }
 
   /** Paints a tile ({x, y, width, height, rgba}) over the canvas; false before any frame. */
   drawTile(t) {
-    if (!this.ctx || !this.drawn) return false;
-    this.ctx.putImageData(new ImageData(t.rgba, t.width, t.height), t.x, t.y);
-    return true;
+    return this.painter.tile(t);
+  }
+
+  /**
+   * A canvas never drawn on, in place of the current one (same id, classes, visibility), for
+   * a session that paints from a worker; `remotePainted` then reports what it shows.
+   */
+  freshCanvas() {
+    const c = this.canvas.cloneNode(false);
+    this.canvas.replaceWith(c);
+    this.canvas = c;
+    this.painter = new Painter(c);
+    this.remoteSize = null;
+    return c;
+  }
+
+  /** The worker painted a frame of this size; true when the size changed. */
+  remotePainted(width, height) {
+    const changed = !this.remoteSize || this.remoteSize.width !== width || this.remoteSize.height !== height;
+    this.remoteSize = { width, height };
+    return changed;
   }
 
   /** The intrinsic size of what is shown now (its aspect ratio is the picture's). */
   size() {
     if (this.stillShown) return { width: this.still.naturalWidth, height: this.still.naturalHeight };
-    if (this.transport === "ws") return this.drawn ? { width: this.canvas.width, height: this.canvas.height } : { width: 0, height: 0 };
+    if (this.transport === "ws") {
+      if (this.remoteSize) return { ...this.remoteSize };
+      return this.painter.drawn ? { width: this.canvas.width, height: this.canvas.height } : { width: 0, height: 0 };
+    }
     return { width: this.video.videoWidth, height: this.video.videoHeight };
   }
 }

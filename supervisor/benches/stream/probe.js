@@ -5,8 +5,10 @@
 //   records when the screen centre turns black or white, and when a watched region differs
 //   from its baseline; times are `performance.timeOrigin + performance.now()` (wall clock);
 // - the first picture (any picture of the white screen) and the first live video (a video
-//   frame presented, or a WebCodecs frame decoded, showing it), from navigation start;
-// - the bytes the page received and sent on its WebSockets and RTCPeerConnections.
+//   frame presented, or a WebCodecs frame decoded, in the page or in deskd's stream worker,
+//   showing it), from navigation start;
+// - the bytes the page received and sent on its WebSockets and RTCPeerConnections (and on
+//   deskd's stream worker's socket, as the viewer counts them).
 // The bench sets `window.__benchLive` ("video", "decoder" or "picture") in front of this text.
 (() => {
   if (window.top !== window || window.__bench) return;
@@ -84,7 +86,10 @@
         // a closed connection has no stats
       }
     }
-    return B.wsIn + B.wsOut + rtc;
+    // deskd's stream worker has a socket of its own, out of this script's reach.
+    const v = window.__deskdViewer;
+    const worker = v && typeof v.workerBytes === "function" ? v.workerBytes() : 0;
+    return B.wsIn + B.wsOut + rtc + worker;
   };
 
   // ---- first decoded WebCodecs frame
@@ -158,8 +163,16 @@
       return true;
     });
   };
+  // The viewer decodes in its stream worker where it can, out of this script's reach: its own
+  // record of the first decoded frame (stamped in the worker) counts as well.
+  const viewerDecoded = () => {
+    const v = window.__deskdViewer;
+    const f = v && v.frames && v.frames[0];
+    if (B.firstDecoded === null && f && typeof f.decodedEpochMs === "number") B.firstDecoded = f.decodedEpochMs;
+  };
   const live = (t) => {
     if (B.firstLive !== null) return;
+    viewerDecoded();
     if (B.live === "picture") B.firstLive = t;
     else if (B.live === "video" && B.firstVideoFrame !== null) B.firstLive = t;
     else if (B.live === "decoder" && B.firstDecoded !== null) B.firstLive = t;

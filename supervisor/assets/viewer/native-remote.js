@@ -1,0 +1,104 @@
+// The native stream's session as the page sees it when the stream runs in a worker
+// (stream-worker.js): the same properties, methods and events as NativeSession (native.js),
+// which main.js drives either way. The worker gets the canvas as an OffscreenCanvas (so a
+// canvas serves one session: the caller passes a fresh one) and reports each event with the
+// session's state. `available()` says whether this browser can run it (module workers and
+// OffscreenCanvas); the page falls back to NativeSession in the page otherwise.
+
+/** The worker's module, next to this one (whatever path the page is served under). */
+export const WORKER_URL = new URL("./stream-worker.js", import.meta.url).href;
+
+/** Starts a stream worker (its modules load while the page does the rest). */
+export function startWorker(WorkerImpl = globalThis.Worker) {
+  return new WorkerImpl(WORKER_URL, { type: "module" });
+}
+
+export function available(g = globalThis) {
+  return Boolean(g.Worker && g.OffscreenCanvas && g.HTMLCanvasElement && "transferControlToOffscreen" in g.HTMLCanvasElement.prototype);
+}
+
+export class RemoteNativeSession {
+  /**
+   * - `url`: the WebSocket URL of /stream/ws; `canvas`: a canvas that was never drawn on;
+   * - `on(event, detail)`: as NativeSession's, and "worker-failed" (this browser cannot run
+   *   the worker: use the page's own session from now on) before its "close";
+   * - `worker`: a worker from `startWorker()` that no session used yet (else one is started);
+   * - `WorkerImpl`, `now` for tests.
+   */
+  constructor({ url, canvas, on = () => {}, worker = null, WorkerImpl = globalThis.Worker, now = () => Date.now() }) {
+    Object.assign(this, { url, canvas, on, WorkerImpl, now });
+    this.name = "ws";
+    this.worker = worker;
+    this.opened = false;
+    this.closed = false;
+    this.lastReceived = now();
+    this.inputOpen = false;
+    this.stats = { received: 0, decoded: 0, dropped: 0, gaps: 0, resets: 0, keyframeRequests: 0, tiles: 0, bytesIn: 0, bytesOut: 0 };
+  }
+
+  start() {
+    const w = this.worker || startWorker(this.WorkerImpl);
+    this.worker = w;
+    w.onmessage = (ev) => this.fromWorker(ev.data);
+    w.onerror = (ev) => {
+      if (ev && typeof ev.preventDefault === "function") ev.preventDefault();
+      if (this.closed) return;
+      this.on("error", `stream worker: ${ev && ev.message ? ev.message : "failed"}`);
+      this.on("worker-failed", {});
+      this.close(4000, "stream worker failed");
+    };
+    const offscreen = this.canvas.transferControlToOffscreen();
+    w.postMessage({ type: "start", url: this.url, canvas: offscreen }, [offscreen]);
+  }
+
+  fromWorker(m) {
+    if (this.closed || !m || typeof m !== "object") return;
+    if (m.state) {
+      this.opened = Boolean(m.state.opened);
+      this.lastReceived = Number(m.state.lastReceived) || this.lastReceived;
+      this.inputOpen = Boolean(m.state.inputOpen);
+      if (m.state.stats) this.stats = m.state.stats;
+    }
+    if (typeof m.event !== "string" || m.event === "state") return;
+    if (m.event === "close") {
+      this.closed = true;
+      this.inputOpen = false;
+    }
+    this.on(m.event, m.detail);
+  }
+
+  post(msg) {
+    if (!this.worker || this.closed) return false;
+    this.worker.postMessage(msg);
+    return true;
+  }
+
+  /** neko's binary input; false when the socket is not open. */
+  sendInput(buf) {
+    if (!this.inputOpen) return false;
+    return this.post({ type: "input", buf });
+  }
+
+  paste(text, keysym = null) {
+    if (!this.inputOpen) return false;
+    return this.post({ type: "paste", text, keysym });
+  }
+
+  /** No host arbitration on this transport: nothing to ask for. */
+  requestControl() {}
+
+  /** Sound needs the WebRTC path. */
+  setAudio() {}
+
+  /** Ends the session; `close` is reported once, at once, with the given code. */
+  close(code = 1000, reason = "") {
+    if (this.closed) return;
+    this.post({ type: "close", code, reason });
+    const w = this.worker;
+    // The worker ends itself after sending the close frame; this is for one that cannot.
+    setTimeout(() => w && w.terminate(), 2000);
+    this.closed = true;
+    this.inputOpen = false;
+    this.on("close", { code, reason, opened: this.opened, local: true });
+  }
+}
