@@ -23,7 +23,8 @@
 //! The run happens in a private network namespace of its own (`unshare --net`, with a veth
 //! pair so WebRTC has a host candidate), so nothing reaches the host's interfaces.
 //! `DESKD_BENCH_ROUNDS` sets the rounds (default 3), `-- --quick` makes a short run,
-//! `DESKD_BENCH_STACKS=ws,x11vnc,x11vnc-tuned,webrtc` picks stacks.
+//! `DESKD_BENCH_STACKS=ws,x11vnc,x11vnc-tuned,webrtc` picks stacks, `DESKD_BENCH_VIEWER_QUERY`
+//! adds to the viewer page's query (`worker=0`: the native stream in the page, not its worker).
 
 #[path = "stream/cdp.rs"]
 mod cdp;

@@ -136,14 +136,17 @@ function audioWanted() {
 
 let wantAudio = audioWanted();
 let useStreamWorker = remoteAvailable() && new URLSearchParams(location.search).get("worker") !== "0";
-// Started now, so its modules load while the page asks for the session and the still. One
-// that fails to load (an old browser without module workers) turns the worker off.
+// A worker is started once the still is on screen (its module loads would slow the still on a
+// busy machine), or when the first native session needs one, whichever comes first. One that
+// fails to load (an old browser without module workers) turns the worker off.
 let spareWorker = null;
-if (useStreamWorker) {
-  spareWorker = startWorker();
-  spareWorker.onerror = () => {
+function prepareWorker() {
+  if (!useStreamWorker || spareWorker) return;
+  const w = startWorker();
+  spareWorker = w;
+  w.onerror = () => {
     useStreamWorker = false;
-    spareWorker = null;
+    if (spareWorker === w) spareWorker = null;
   };
 }
 const forced = forcedTransport(location.search);
@@ -282,6 +285,7 @@ function nativeSession(on) {
   const url = socketUrl(STREAM_PATH);
   debug.streamWorker = useStreamWorker;
   if (useStreamWorker) {
+    prepareWorker();
     const worker = spareWorker;
     spareWorker = null;
     return new RemoteNativeSession({ url, canvas: screenView.freshCanvas(), on, worker });
@@ -827,6 +831,6 @@ els.keyboard.addEventListener("click", () => {
 
 renderAudioButton();
 setStatus("connecting");
-showStill();
+showStill().finally(() => prepareWorker());
 connect();
 pollAgent();

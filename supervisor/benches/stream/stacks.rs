@@ -205,7 +205,12 @@ impl Deskd {
         } else {
             "ws"
         };
-        format!("http://{}/?transport={transport}", self.addr)
+        // `DESKD_BENCH_VIEWER_QUERY` adds to the viewer's query (e.g. `worker=0`: the native
+        // stream in the page, not in its worker).
+        let extra = std::env::var("DESKD_BENCH_VIEWER_QUERY")
+            .map(|q| format!("&{q}"))
+            .unwrap_or_default();
+        format!("http://{}/?transport={transport}{extra}", self.addr)
     }
 }
 
