@@ -808,11 +808,13 @@ async fn streams_and_sends_input() {
             "the still",
         )
         .await;
-    let status = viewer.eval("__deskdViewer.statusText").await;
-    assert_eq!(
-        status,
-        json!("Connecting… · still picture, not live yet · WebRTC")
-    );
+    // (The still may show before /api/session has answered, when no transport is named yet.)
+    viewer
+        .wait_for(
+            "__deskdViewer.statusText === 'Connecting… · still picture, not live yet · WebRTC'",
+            "the status of the still on WebRTC",
+        )
+        .await;
     assert_eq!(viewer.eval("__deskdViewer.firstVideo").await, Value::Null);
     assert_eq!(bridge.screenshots.load(Ordering::SeqCst), 1);
     let r = stage_rect(&viewer).await;
@@ -1685,11 +1687,12 @@ async fn native_stream_control() {
         "the still",
     )
     .await;
-    assert_eq!(tab.eval("__deskdViewer.transport").await, json!("ws"));
-    assert_eq!(
-        tab.eval("__deskdViewer.statusText").await,
-        json!("Connecting… · still picture, not live yet · WebSocket")
-    );
+    // (The still may show before /api/session has answered, when no transport is named yet.)
+    tab.wait_for(
+        "__deskdViewer.transport === 'ws' && __deskdViewer.statusText === 'Connecting… · still picture, not live yet · WebSocket'",
+        "the status of the still on the native stream",
+    )
+    .await;
     assert_quadrants(&tab, "native-still.png", native_standin::CYAN, 24).await;
 
     // The key frame, then the delta frame, decoded onto the canvas (id="screen"), in the
@@ -1831,10 +1834,11 @@ async fn native_stream_view_only() {
         "the access and the still",
     )
     .await;
-    assert_eq!(
-        tab.eval("__deskdViewer.statusText").await,
-        json!("Connecting… · still picture, not live yet · view only · WebSocket")
-    );
+    tab.wait_for(
+        "__deskdViewer.statusText === 'Connecting… · still picture, not live yet · view only · WebSocket'",
+        "the view-only status of the still",
+    )
+    .await;
     tab.wait_for("__deskdViewer.status === 'live'", "live")
         .await;
     tab.assert_status("Live · 1280×720 · view only · WebSocket")
