@@ -100,6 +100,7 @@
               (pkgs.xdpyinfo or pkgs.xorg.xdpyinfo) # an X client in display_service
               pkgs.xdotool
               pkgs.xclip
+              (pkgs.xrandr or pkgs.xorg.xrandr) # stream_ws: a RandR resize of the screen
               pkgs.openbox # agent_desktop: the window manager
               pkgs.xterm # agent_desktop: the terminal the agent types into
               pkgs.util-linux

@@ -29,6 +29,7 @@ PACKAGES: dict[str, list[str]] = {
     "xwininfo": ["xwininfo"],
     "xdotool": ["xdotool"],
     "xclip": ["xclip"],
+    "xrandr": ["xrandr"],
     "openbox": ["openbox"],
     "xterm": ["xterm"],
     # Debian ships util-linux's kill in procps.

@@ -67,6 +67,7 @@ let
       "xdotool"
       "xdpyinfo"
       "xorg-server"
+      "xrandr"
       "xterm"
       "xvfb"
       "zlib"
