@@ -137,15 +137,19 @@ function audioWanted() {
 let wantAudio = audioWanted();
 let useStreamWorker = remoteAvailable() && new URLSearchParams(location.search).get("worker") !== "0";
 // A worker is started once the still is on screen (its module loads would slow the still on a
-// busy machine), or when the first native session needs one, whichever comes first. One that
-// fails to load (an old browser without module workers) turns the worker off.
+// busy machine), or when the first native session needs one, whichever comes first. A browser
+// without module workers keeps the stream in the page; a worker that fails to load (deskd
+// restarting) is only dropped: the next session starts another.
 let spareWorker = null;
 function prepareWorker() {
   if (!useStreamWorker || spareWorker) return;
   const w = startWorker();
+  if (!w) {
+    useStreamWorker = false;
+    return;
+  }
   spareWorker = w;
   w.onerror = () => {
-    useStreamWorker = false;
     if (spareWorker === w) spareWorker = null;
   };
 }
@@ -279,16 +283,18 @@ async function connect() {
 
 /**
  * The native stream's session: in a worker that paints an OffscreenCanvas where the browser
- * can (stream-worker.js says why), in the page otherwise or with `?worker=0`.
+ * can (stream-worker.js says why), in the page otherwise or with `?worker=0`. Each gets a
+ * fresh canvas (one handed to a worker cannot be painted from here again).
  */
 function nativeSession(on) {
   const url = socketUrl(STREAM_PATH);
+  prepareWorker();
   debug.streamWorker = useStreamWorker;
+  const canvas = screenView.freshCanvas();
   if (useStreamWorker) {
-    prepareWorker();
     const worker = spareWorker;
     spareWorker = null;
-    return new RemoteNativeSession({ url, canvas: screenView.freshCanvas(), on, worker });
+    return new RemoteNativeSession({ url, canvas, on, worker });
   }
   return new NativeSession({ url, on, draw: (frame) => drawFrame(frame), drawTile: (t) => screenView.drawTile(t) });
 }
@@ -337,9 +343,6 @@ function onSession(s, ev, d) {
         s.shownFirst = true;
         firstFrame(s);
       }
-      break;
-    case "worker-failed":
-      useStreamWorker = false;
       break;
     case "tile":
       remember(debug.tiles, { ...d, receivedEpochMs: d.receivedMs ?? Date.now() }, FRAME_RING);

@@ -8,9 +8,21 @@
 /** The worker's module, next to this one (whatever path the page is served under). */
 export const WORKER_URL = new URL("./stream-worker.js", import.meta.url).href;
 
-/** Starts a stream worker (its modules load while the page does the rest). */
+/**
+ * Starts a stream worker (its modules load while the page does the rest); null when the
+ * browser does not do module workers (it never reads the `type` option).
+ */
 export function startWorker(WorkerImpl = globalThis.Worker) {
-  return new WorkerImpl(WORKER_URL, { type: "module" });
+  let module = false;
+  const w = new WorkerImpl(WORKER_URL, {
+    get type() {
+      module = true;
+      return "module";
+    },
+  });
+  if (module) return w;
+  w.terminate();
+  return null;
 }
 
 export function available(g = globalThis) {
@@ -20,8 +32,8 @@ export function available(g = globalThis) {
 export class RemoteNativeSession {
   /**
    * - `url`: the WebSocket URL of /stream/ws; `canvas`: a canvas that was never drawn on;
-   * - `on(event, detail)`: as NativeSession's, and "worker-failed" (this browser cannot run
-   *   the worker: use the page's own session from now on) before its "close";
+   * - `on(event, detail)`: as NativeSession's (a worker that fails, e.g. its script could not
+   *   be fetched while deskd restarts, is an "error" and a "close" with 4000: the page retries);
    * - `worker`: a worker from `startWorker()` that no session used yet (else one is started);
    * - `WorkerImpl`, `now` for tests.
    */
@@ -39,12 +51,16 @@ export class RemoteNativeSession {
   start() {
     const w = this.worker || startWorker(this.WorkerImpl);
     this.worker = w;
+    if (!w) {
+      this.on("error", "stream worker: this browser does not run module workers");
+      this.close(4000, "stream worker failed");
+      return;
+    }
     w.onmessage = (ev) => this.fromWorker(ev.data);
     w.onerror = (ev) => {
       if (ev && typeof ev.preventDefault === "function") ev.preventDefault();
       if (this.closed) return;
       this.on("error", `stream worker: ${ev && ev.message ? ev.message : "failed"}`);
-      this.on("worker-failed", {});
       this.close(4000, "stream worker failed");
     };
     const offscreen = this.canvas.transferControlToOffscreen();

@@ -4,12 +4,14 @@
 // Also the painter both sides share.
 import test from "node:test";
 import assert from "node:assert/strict";
-import { available, RemoteNativeSession } from "../native-remote.js";
+import { available, RemoteNativeSession, startWorker } from "../native-remote.js";
 import { Painter } from "../paint.js";
 
 class FakeWorker {
+  static modules = true;
   constructor(url, opts) {
-    Object.assign(this, { url, opts });
+    // A browser with module workers reads `type`; an older one does not.
+    Object.assign(this, { url, opts, type: FakeWorker.modules ? opts.type : undefined });
     this.posted = [];
     this.terminated = false;
     FakeWorker.last = this;
@@ -37,7 +39,7 @@ function rig() {
 test("the worker is a module next to this one and gets the URL and the canvas, transferred", () => {
   const { w, offscreen } = rig();
   assert.match(w.url, /\/stream-worker\.js$/);
-  assert.deepEqual(w.opts, { type: "module" });
+  assert.equal(w.type, "module");
   assert.deepEqual(w.posted, [[{ type: "start", url: "ws://h/stream/ws", canvas: offscreen }, [offscreen]]]);
 });
 
@@ -77,13 +79,26 @@ test("a close from the server passes through and ends input", () => {
   assert.equal(s.closed, true);
 });
 
-test("a worker that cannot run says so, then the session closes", () => {
+test("a worker that fails (its script not fetched while deskd restarts) closes the session for a retry", () => {
   const { w, events } = rig();
   let prevented = false;
-  w.onerror({ message: "SyntaxError: import", preventDefault: () => (prevented = true) });
+  w.onerror({ message: "failed to fetch", preventDefault: () => (prevented = true) });
   assert.equal(prevented, true);
-  assert.deepEqual(events.map(([e]) => e), ["error", "worker-failed", "close"]);
-  assert.equal(events[2][1].code, 4000);
+  assert.deepEqual(events.map(([e]) => e), ["error", "close"]);
+  assert.equal(events[1][1].code, 4000);
+});
+
+test("a browser without module workers gets no worker, and a session says why", () => {
+  FakeWorker.modules = false;
+  try {
+    assert.equal(startWorker(FakeWorker), null);
+    assert.equal(FakeWorker.last.terminated, true);
+    const { events } = rig();
+    assert.deepEqual(events.map(([e]) => e), ["error", "close"]);
+    assert.match(events[0][1], /module workers/);
+  } finally {
+    FakeWorker.modules = true;
+  }
 });
 
 test("available() needs workers and OffscreenCanvas", () => {
