@@ -77,8 +77,11 @@ export class RemoteNativeSession {
     }
     if (typeof m.event !== "string" || m.event === "state") return;
     if (m.event === "close") {
+      // The server or the socket ended it: the worker ends itself too; this is for one that
+      // cannot (each reconnect makes a new worker, so none may linger).
       this.closed = true;
       this.inputOpen = false;
+      this.terminateSoon();
     }
     this.on(m.event, m.detail);
   }
@@ -87,6 +90,12 @@ export class RemoteNativeSession {
     if (!this.worker || this.closed) return false;
     this.worker.postMessage(msg);
     return true;
+  }
+
+  /** The worker ends itself after its socket closed; this ends one that cannot. */
+  terminateSoon() {
+    const w = this.worker;
+    setTimeout(() => w && w.terminate(), 2000);
   }
 
   /** neko's binary input; false when the socket is not open. */
@@ -110,9 +119,7 @@ export class RemoteNativeSession {
   close(code = 1000, reason = "") {
     if (this.closed) return;
     this.post({ type: "close", code, reason });
-    const w = this.worker;
-    // The worker ends itself after sending the close frame; this is for one that cannot.
-    setTimeout(() => w && w.terminate(), 2000);
+    this.terminateSoon();
     this.closed = true;
     this.inputOpen = false;
     this.on("close", { code, reason, opened: this.opened, local: true });

@@ -16,6 +16,7 @@ import { Painter } from "./paint.js";
 
 let session = null;
 let painter = null;
+let stateTimer = null;
 
 function state() {
   if (!session) return null;
@@ -30,7 +31,11 @@ function start(url, canvas) {
   painter = new Painter(canvas);
   session = new NativeSession({
     url,
-    on: (event, detail) => post(event, detail),
+    on: (event, detail) => {
+      post(event, detail);
+      // A session lives for one socket: once it is closed, this worker has nothing left to do.
+      if (event === "close") end();
+    },
     draw: (frame, meta) => {
       painter.frame(frame);
       // Stamped here: the page's own clock reads it later, when its turn comes.
@@ -43,7 +48,13 @@ function start(url, canvas) {
   session.start();
   session.ws.addEventListener("open", () => post("state"));
   // The page's stale watchdog reads lastReceived; keep it current between events.
-  setInterval(() => post("state"), 1000);
+  stateTimer = setInterval(() => post("state"), 1000);
+}
+
+/** Stops reporting and ends the worker once the close frame had time to go out. */
+function end() {
+  clearInterval(stateTimer);
+  setTimeout(() => self.close(), 500);
 }
 
 onmessage = ({ data: m }) => {
@@ -60,8 +71,7 @@ onmessage = ({ data: m }) => {
       break;
     case "close":
       if (session) session.close(m.code, m.reason);
-      // Let the close frame go out, then end.
-      setTimeout(() => self.close(), 500);
+      end();
       break;
     default:
       break;

@@ -79,6 +79,16 @@ test("a close from the server passes through and ends input", () => {
   assert.equal(s.closed, true);
 });
 
+test("a session's worker does not outlive it, whoever closed it", async () => {
+  const server = rig();
+  server.w.emit({ event: "close", detail: { code: 4503, reason: "display gone", opened: true } });
+  const local = rig();
+  local.s.close(4000, "stale connection");
+  await new Promise((r) => setTimeout(r, 2100));
+  assert.equal(server.w.terminated, true, "closed by the server");
+  assert.equal(local.w.terminated, true, "closed by the page");
+});
+
 test("a worker that fails (its script not fetched while deskd restarts) closes the session for a retry", () => {
   const { w, events } = rig();
   let prevented = false;
