@@ -670,8 +670,9 @@ async fn small_changes_go_out_as_tiles_ahead_of_their_frame() {
         decode(&mut decoder, &v);
     }
 
-    // A character-sized change: its pixels first, then the frame that carries it.
-    win.fill(0x20c0ff, 100, 60, 8, 16);
+    // A character-sized change of two colours: its pixels first, then the frame that
+    // carries it.
+    win.put_stripes(0x20c0ff, 0x102030, 100, 60, 16, 16);
     let mut got_tile = None;
     let frame = loop {
         let m = next(&mut ws, Duration::from_secs(2))
@@ -688,7 +689,7 @@ async fn small_changes_go_out_as_tiles_ahead_of_their_frame() {
     assert!(
         x <= 100
             && y <= 60
-            && x + w >= 108
+            && x + w >= 116
             && y + h >= 76
             && usize::from(w) * usize::from(h) <= 128 * 128,
         "the tile covers the change: {w}x{h} at {x},{y}"
@@ -700,6 +701,8 @@ async fn small_changes_go_out_as_tiles_ahead_of_their_frame() {
         &[0x20, 0xc0, 0xff, 255],
         "exact pixels, RGBA"
     );
+    let i = ((usize::from(70 - y) * usize::from(w)) + usize::from(112 - x)) * 4;
+    assert_eq!(&rgba[i..i + 4], &[0x10, 0x20, 0x30, 255], "both stripes");
     let pic = decode(&mut decoder, &frame);
     assert!(
         near(pic.at(104, 70), [0x20, 0xc0, 0xff]),
@@ -710,19 +713,64 @@ async fn small_changes_go_out_as_tiles_ahead_of_their_frame() {
         decode(&mut decoder, &v);
     }
 
-    // A large change goes by video only.
+    // A large change of one colour goes as a fill first, however large.
     win.fill(0xffffff, 0, 0, W, H);
+    let mut got_fill = None;
+    let frame = loop {
+        let m = next(&mut ws, Duration::from_secs(2))
+            .await
+            .expect("messages after a full-screen fill");
+        assert!(tile(&m).is_none(), "no pixels for a box of one colour");
+        if let Some(f) = fill(&m) {
+            got_fill.get_or_insert(f);
+        } else if let Some(v) = video(&m) {
+            break v;
+        }
+    };
+    let (seq, x, y, w, h, rgb) = got_fill.expect("a fill before the frame");
+    assert_eq!(seq, frame.seq, "the fill names the frame that carries it");
+    assert_eq!((x, y, w, h), (0, 0, W, H), "the whole window");
+    assert_eq!(rgb, [255, 255, 255]);
+    let pic = decode(&mut decoder, &frame);
+    assert!(near(pic.at(320, 240), [255, 255, 255]));
+    while let Some(v) = next_video(&mut ws, Duration::from_millis(500)).await {
+        decode(&mut decoder, &v);
+    }
+
+    // A large change of many colours goes by video only.
+    win.put_stripes(0xff0000, 0x0000ff, 0, 0, 300, 200);
     let frame = loop {
         let m = next(&mut ws, Duration::from_secs(2))
             .await
             .expect("messages after a large change");
-        assert!(tile(&m).is_none(), "no tile for a full-screen change");
+        assert!(
+            tile(&m).is_none() && fill(&m).is_none(),
+            "nothing ahead of the video for a large change of many colours"
+        );
         if let Some(v) = video(&m) {
             break v;
         }
     };
     let pic = decode(&mut decoder, &frame);
-    assert!(near(pic.at(320, 240), [255, 255, 255]));
+    assert!(near(pic.at(3, 100), [255, 0, 0]), "{:?}", pic.at(3, 100));
+    assert!(near(pic.at(12, 100), [0, 0, 255]), "{:?}", pic.at(12, 100));
+}
+
+/// A `0x12` fill: (seq, x, y, width, height, [r, g, b]).
+fn fill(m: &Message) -> Option<(u32, u16, u16, u16, u16, [u8; 3])> {
+    let Message::Binary(b) = m else { return None };
+    if b.first() != Some(&0x12) || b.len() != 16 {
+        return None;
+    }
+    let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    Some((
+        u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
+        u16_at(5),
+        u16_at(7),
+        u16_at(9),
+        u16_at(11),
+        [b[13], b[14], b[15]],
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

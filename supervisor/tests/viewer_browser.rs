@@ -1752,6 +1752,22 @@ async fn native_stream_control() {
         native_standin::CYAN.to_vec(),
         "and nothing beside it"
     );
+    // A box of one colour, of any size, comes as a fill and is painted at once too.
+    stand_in.send_fill(600, 300, 400, 200, native_standin::MAGENTA);
+    tab.wait_for(
+        "__deskdViewer.tiles.length === 2 && __deskdViewer.tiles[1].drawn",
+        "the fill painted",
+    )
+    .await;
+    let [r, g, b] = native_standin::MAGENTA;
+    tab.wait_for(
+        &format!(
+            "(() => {{ const p = {}; return p.join() === '{r},{g},{b}' ? p : null; }})()",
+            canvas_pixel(999, 499)
+        ),
+        "the fill's colour on the canvas, to its last pixel",
+    )
+    .await;
 
     // A frame the decoder cannot decode: the page resets its decoder, asks for a key frame
     // and shows the stream again.

@@ -11,6 +11,9 @@ export const VIDEO_HEADER = 18;
 export const TILE = 0x11;
 /** Type byte, seq, x, y, width, height. */
 export const TILE_HEADER = 13;
+export const FILL = 0x12;
+/** Type byte, seq, x, y, width, height, r, g, b. */
+export const FILL_LEN = 16;
 const KEY_FLAG = 0x01;
 
 function bytesOf(data) {
@@ -23,13 +26,15 @@ function bytesOf(data) {
  * One binary message from the server. Video frames are
  * `{type: "video", key, seq, captureUs, width, height, data}` (`data` a view into the message:
  * one Annex B access unit); tiles `{type: "tile", seq, x, y, width, height, rgba}` (`rgba` a
- * Uint8ClampedArray view of width*height pixels); 0x01–0x03 are neko's messages (see
- * protocol.js). Null for anything too short or a tile whose size does not match; never throws.
+ * Uint8ClampedArray view of width*height pixels), and fills the same with `fill: [r, g, b]`
+ * instead of `rgba`; 0x01–0x03 are neko's messages (see protocol.js). Null for anything too
+ * short or a tile whose size does not match; never throws.
  */
 export function decodeStreamBinary(data) {
   const bytes = bytesOf(data);
   if (!bytes || bytes.length < 1) return null;
   if (bytes[0] === TILE) return decodeTile(bytes);
+  if (bytes[0] === FILL) return decodeFill(bytes);
   if (bytes[0] !== VIDEO_FRAME) return decodeServerMessage(bytes);
   if (bytes.length <= VIDEO_HEADER) return null;
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -59,6 +64,14 @@ function decodeTile(bytes) {
     height,
     rgba: new Uint8ClampedArray(bytes.buffer, bytes.byteOffset + TILE_HEADER, len),
   };
+}
+
+function decodeFill(bytes) {
+  if (bytes.length !== FILL_LEN) return null;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const [width, height] = [v.getUint16(9), v.getUint16(11)];
+  if (width === 0 || height === 0) return null;
+  return { type: "tile", seq: v.getUint32(1), x: v.getUint16(5), y: v.getUint16(7), width, height, fill: [bytes[13], bytes[14], bytes[15]] };
 }
 
 /** Whether frame number `a` comes after `b` (32-bit, wrapping). */

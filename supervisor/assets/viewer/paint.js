@@ -1,6 +1,6 @@
 // Painting the native stream onto a canvas (an HTMLCanvasElement in the page, or an
 // OffscreenCanvas in the stream worker): decoded VideoFrames at their own size, and tiles
-// (small changes sent as RGBA ahead of their frame) over them. No DOM, so workers import it.
+// (small changes sent as RGBA, boxes of one colour as fills, ahead of their frame) over them. No DOM, so workers import it.
 
 export class Painter {
   constructor(canvas) {
@@ -25,10 +25,18 @@ export class Painter {
     return resized;
   }
 
-  /** Paints a tile ({x, y, width, height, rgba}) over the picture; false before any frame. */
+  /**
+   * Paints a tile ({x, y, width, height} and `rgba` pixels or a `fill` colour [r, g, b]) over
+   * the picture; false before any frame.
+   */
   tile(t) {
     if (!this.ctx || !this.drawn) return false;
-    this.ctx.putImageData(new ImageData(t.rgba, t.width, t.height), t.x, t.y);
+    if (t.fill) {
+      this.ctx.fillStyle = `rgb(${t.fill[0]}, ${t.fill[1]}, ${t.fill[2]})`;
+      this.ctx.fillRect(t.x, t.y, t.width, t.height);
+    } else {
+      this.ctx.putImageData(new ImageData(t.rgba, t.width, t.height), t.x, t.y);
+    }
     return true;
   }
 }

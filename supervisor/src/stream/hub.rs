@@ -8,7 +8,8 @@
 //! [`POINTER_REST`] (a round trip to the X server 60 times a second was most of the idle cost). One refinement frame follows the last change by
 //! [`REFINE_AFTER`], so a picture that settled is sent once more at the encoder's better
 //! quality (the rate controller spends more bits when the picture stops changing). A small
-//! change also goes out at once as pixels, ahead of its encoded frame ([`super::tile`]).
+//! change also goes out at once as pixels, and a box of one colour as a fill, ahead of its
+//! encoded frame ([`super::tile`]).
 //!
 //! Each viewer has a bounded queue ([`VIEWER_QUEUE`] messages). A viewer whose queue is full
 //! has frames dropped until the next key frame, which is requested once its queue has room
@@ -397,8 +398,8 @@ fn takes_tiles(v: &ViewerSlot) -> bool {
     v.told.is_some() && !v.needs_key && v.tx.capacity() > VIEWER_QUEUE / 2
 }
 
-/// Sends the changed box `rect` as a tile ([`tile`]) to the viewers that take one, if it is
-/// small and the byte budget allows.
+/// Sends the changed box `rect` ahead of its frame to the viewers that take one ([`tile`]): as
+/// a fill when it is one colour, as pixels when it is small, if the byte budget allows.
 fn send_tile(
     shared: &Shared,
     cap: &Capture,
@@ -407,19 +408,23 @@ fn send_tile(
     seq: u32,
     budget: &mut tile::Budget,
 ) {
-    let Some(rect) = tile::fit(rect, (f.width, f.height)) else {
+    let Some(rect) = tile::clip(rect, (f.width, f.height)) else {
+        return;
+    };
+    if !lock(&shared.state).viewers.iter().any(takes_tiles) {
+        return;
+    }
+    let Some(kind) = tile::kind(cap.pixels(), cap.stride(), rect) else {
+        return;
+    };
+    if !budget.take(kind.bytes(rect), Instant::now()) {
+        return;
+    }
+    // Built outside the lock: a 128x128 tile is 64 KiB to cut out.
+    let Some(msg) = tile::message(seq, kind, cap.pixels(), cap.stride(), rect) else {
         return;
     };
     let mut state = lock(&shared.state);
-    if !state.viewers.iter().any(takes_tiles) {
-        return;
-    }
-    if !budget.take(protocol::TILE_HEADER + rect.area() * 4, Instant::now()) {
-        return;
-    }
-    let Some(msg) = tile::message(seq, cap.pixels(), cap.stride(), rect) else {
-        return;
-    };
     let mut sent = 0;
     for v in state.viewers.iter_mut().filter(|v| takes_tiles(v)) {
         // A tile that does not fit is only lost time: the video carries the same change.

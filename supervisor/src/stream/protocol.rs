@@ -21,6 +21,9 @@ pub const VIDEO: u8 = 0x10;
 pub const TILE: u8 = 0x11;
 /// Bytes before the RGBA pixels in a tile message.
 pub const TILE_HEADER: usize = 13;
+pub const FILL: u8 = 0x12;
+/// A fill message's size.
+pub const FILL_LEN: usize = 16;
 
 /// `0x01` cursor position.
 pub fn cursor_position(x: i16, y: i16) -> Bytes {
@@ -88,6 +91,19 @@ pub fn tile(seq: u32, rect: super::capture::Rect, rgba: &[u8]) -> Bytes {
     b.put_u16(rect.width);
     b.put_u16(rect.height);
     b.put_slice(rgba);
+    b.freeze()
+}
+
+/// `0x12` fill: `rect` in one colour, shown until video frame `seq` is.
+pub fn fill(seq: u32, rect: super::capture::Rect, rgb: [u8; 3]) -> Bytes {
+    let mut b = BytesMut::with_capacity(FILL_LEN);
+    b.put_u8(FILL);
+    b.put_u32(seq);
+    b.put_u16(rect.x);
+    b.put_u16(rect.y);
+    b.put_u16(rect.width);
+    b.put_u16(rect.height);
+    b.put_slice(&rgb);
     b.freeze()
 }
 

@@ -16,7 +16,7 @@ use deskd::desktop::Desktop;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     AtomEnum, ChangeGCAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask, Gcontext,
-    PropMode, Rectangle, Window, WindowClass,
+    ImageFormat, PropMode, Rectangle, Window, WindowClass,
 };
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
@@ -288,6 +288,39 @@ impl TestWindow {
                 }],
             )
             .expect("fill");
+        self.conn
+            .get_input_focus()
+            .expect("sync")
+            .reply()
+            .expect("sync");
+    }
+
+    /// Draws vertical stripes, 8 pixels each of 0xRRGGBB `a` and `b`, over a w×h box at (x, y)
+    /// in one PutImage request (one damage event), and waits until the server has drawn them.
+    /// The box must fit in one request (w·h·4 up to 256 KiB).
+    pub fn put_stripes(&self, a: u32, b: u32, x: i16, y: i16, w: u16, h: u16) {
+        let mut data = Vec::with_capacity(usize::from(w) * usize::from(h) * 4);
+        for _ in 0..h {
+            for col in 0..w {
+                let rgb = if col / 8 % 2 == 0 { a } else { b };
+                data.extend_from_slice(&rgb.to_le_bytes());
+            }
+        }
+        let depth = self.conn.setup().roots[0].root_depth;
+        self.conn
+            .put_image(
+                ImageFormat::Z_PIXMAP,
+                self.window,
+                self.gc,
+                w,
+                h,
+                x,
+                y,
+                0,
+                depth,
+                &data,
+            )
+            .expect("put image");
         self.conn
             .get_input_focus()
             .expect("sync")

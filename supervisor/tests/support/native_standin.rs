@@ -285,6 +285,20 @@ impl NativeStandIn {
         }
     }
 
+    /// Sends a `0x12` fill of `rgb` ahead of the next video frame.
+    pub fn send_fill(&self, x: u16, y: u16, width: u16, height: u16, rgb: [u8; 3]) {
+        let seq = self.shared.seq.load(Ordering::SeqCst) as u32;
+        let mut m = vec![0x12];
+        m.extend_from_slice(&seq.to_be_bytes());
+        for v in [x, y, width, height] {
+            m.extend_from_slice(&v.to_be_bytes());
+        }
+        m.extend_from_slice(&rgb);
+        if let Some(tx) = self.shared.to_page.lock().expect("lock").as_ref() {
+            let _ = tx.send(ws::Message::Binary(m.into()));
+        }
+    }
+
     /// Closes the page's socket with `code` (e.g. 4503: the display went away).
     pub fn close_page(&self, code: u16, reason: &str) {
         if let Some(tx) = self.shared.to_page.lock().expect("lock").as_ref() {

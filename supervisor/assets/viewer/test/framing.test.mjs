@@ -93,6 +93,14 @@ test("a tile's 13-byte header and its RGBA pixels; a size mismatch is not a tile
   assert.equal(decodeStreamBinary(new Uint8Array([0x11, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0]).buffer), null, "empty");
 });
 
+test("a fill: 16 bytes, a box and one colour", () => {
+  const bytes = [0x12, 0, 0, 1, 2, 0, 3, 0, 4, 5, 0, 2, 208, 255, 0, 17];
+  assert.deepEqual(decodeStreamBinary(new Uint8Array(bytes).buffer), { type: "tile", seq: 258, x: 3, y: 4, width: 1280, height: 720, fill: [255, 0, 17] });
+  assert.equal(decodeStreamBinary(new Uint8Array(bytes.slice(0, 15)).buffer), null, "short");
+  assert.equal(decodeStreamBinary(new Uint8Array([...bytes, 0]).buffer), null, "long");
+  assert.equal(decodeStreamBinary(new Uint8Array([0x12, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3]).buffer), null, "empty");
+});
+
 test("frame numbers compare across the 32-bit wrap", () => {
   assert.equal(seqAfter(5, 4), true);
   assert.equal(seqAfter(4, 4), false);

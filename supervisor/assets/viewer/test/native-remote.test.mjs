@@ -125,6 +125,7 @@ test("the painter sizes the canvas to the frame and paints tiles only over a pic
   const ctx = {
     drawImage: (...a) => calls.push(["drawImage", ...a.slice(1)]),
     putImageData: (img, x, y) => calls.push(["putImageData", img.width, img.height, x, y]),
+    fillRect: (...a) => calls.push(["fillRect", ctx.fillStyle, ...a]),
   };
   const canvas = { width: 300, height: 150, getContext: (kind, opts) => (calls.push(["getContext", kind, opts]), ctx) };
   const p = new Painter(canvas);
@@ -138,11 +139,13 @@ test("the painter sizes the canvas to the frame and paints tiles only over a pic
   assert.equal(p.frame({ displayWidth: 1280, displayHeight: 720 }), true);
   assert.equal(p.frame({ displayWidth: 1280, displayHeight: 720 }), false);
   assert.equal(p.tile(tile), true);
+  assert.equal(p.tile({ x: 0, y: 10, width: 1280, height: 700, fill: [255, 0, 17] }), true);
   assert.deepEqual([canvas.width, canvas.height], [1280, 720]);
   assert.deepEqual(calls, [
     ["getContext", "2d", { alpha: false, desynchronized: true }],
     ["drawImage", 0, 0, 1280, 720],
     ["drawImage", 0, 0, 1280, 720],
     ["putImageData", 1, 1, 4, 8],
+    ["fillRect", "rgb(255, 0, 17)", 0, 10, 1280, 700],
   ]);
 });
