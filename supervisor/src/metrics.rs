@@ -98,6 +98,9 @@ struct StreamCounters {
     /// Tiles (small changes ahead of the video) given to viewers, and their bytes.
     tiles: AtomicU64,
     tile_bytes: AtomicU64,
+    images: AtomicU64,
+    image_bytes: AtomicU64,
+    image_us: AtomicU64,
     /// Frames a slow viewer skipped.
     dropped: AtomicU64,
     /// Input messages refused (view-only clients).
@@ -190,6 +193,15 @@ impl Metrics {
         s.tiles.fetch_add(viewers as u64, Ordering::Relaxed);
         s.tile_bytes
             .fetch_add((viewers * bytes) as u64, Ordering::Relaxed);
+    }
+
+    /// One JPEG image (for viewers without WebCodecs) encoded in `took`, `bytes` long.
+    pub fn stream_image(&self, took: std::time::Duration, bytes: usize) {
+        let s = &self.stream;
+        s.images.fetch_add(1, Ordering::Relaxed);
+        s.image_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        s.image_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn stream_dropped(&self) {
@@ -507,6 +519,35 @@ impl Metrics {
             "Bytes of those tiles.",
         );
         let _ = writeln!(out, "deskd_stream_tile_bytes_total {}", load(&s.tile_bytes));
+        header(
+            out,
+            "deskd_stream_images_encoded_total",
+            "counter",
+            "JPEG images of changed boxes encoded (once for all viewers without WebCodecs).",
+        );
+        let _ = writeln!(out, "deskd_stream_images_encoded_total {}", load(&s.images));
+        header(
+            out,
+            "deskd_stream_image_bytes_total",
+            "counter",
+            "Bytes of those images.",
+        );
+        let _ = writeln!(
+            out,
+            "deskd_stream_image_bytes_total {}",
+            load(&s.image_bytes)
+        );
+        header(
+            out,
+            "deskd_stream_image_encode_seconds_sum",
+            "counter",
+            "Time spent encoding those images.",
+        );
+        let _ = writeln!(
+            out,
+            "deskd_stream_image_encode_seconds_sum {:.6}",
+            load(&s.image_us) as f64 / 1e6
+        );
         header(
             out,
             "deskd_stream_frames_dropped_total",

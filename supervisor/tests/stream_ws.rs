@@ -91,7 +91,17 @@ fn metric(port: u16, name: &str) -> u64 {
 }
 
 async fn connect(port: u16, token: Option<&str>, origin: Option<&str>) -> Result<Ws, u16> {
-    let mut req = format!("ws://127.0.0.1:{port}/stream/ws")
+    connect_to(port, "/stream/ws", token, origin).await
+}
+
+/// As [`connect`], to `path` (with its query).
+async fn connect_to(
+    port: u16,
+    path: &str,
+    token: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Ws, u16> {
+    let mut req = format!("ws://127.0.0.1:{port}{path}")
         .into_client_request()
         .expect("request");
     if let Some(t) = token {
@@ -850,4 +860,159 @@ async fn screen_resize_and_clipboard() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(got.as_deref(), Some(text), "xclip reads the CLIPBOARD");
+}
+
+/// A `0x13` image: (flags, seq, x, y, width, height, decoded RGB).
+struct Image {
+    flags: u8,
+    x: u16,
+    y: u16,
+    width: u16,
+    height: u16,
+    pic: Picture,
+}
+
+fn image(m: &Message) -> Option<Image> {
+    let Message::Binary(b) = m else { return None };
+    if b.first() != Some(&0x13) || b.len() <= 22 {
+        return None;
+    }
+    let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    let mut dec = jpeg_decoder::Decoder::new(&b[22..]);
+    let rgb = dec.decode().expect("the image is a JPEG");
+    let info = dec.info().expect("JPEG info");
+    let (width, height) = (u16_at(18), u16_at(20));
+    assert_eq!(
+        (info.width, info.height),
+        (width, height),
+        "the JPEG is the box's size"
+    );
+    Some(Image {
+        flags: b[1],
+        x: u16_at(14),
+        y: u16_at(16),
+        width,
+        height,
+        pic: Picture {
+            rgb,
+            width: usize::from(width),
+        },
+    })
+}
+
+async fn next_image(ws: &mut Ws, within: Duration) -> Option<Image> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let m = next(ws, left).await?;
+        assert!(video(&m).is_none(), "no H.264 for a JPEG viewer");
+        if let Some(i) = image(&m) {
+            return Some(i);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_without_webcodecs_gets_jpeg_images_of_what_changed() {
+    let desk = start(6, "");
+    let win = TestWindow::open(&desk.display, 0, 0, W, H, "jpeg");
+    win.fill(0x00ff00, 0, 0, W, H);
+    assert_eq!(
+        connect_to(desk.port, "/stream/ws?codec=vp9", Some(TOKEN), None)
+            .await
+            .err(),
+        Some(400),
+        "an unknown codec is refused"
+    );
+    let (status, body) =
+        http_get(desk.port, "/stream/ws?codec=vp9", Some(TOKEN)).expect("plain GET");
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("unknown codec") && body.contains("vp9"),
+        "{body}"
+    );
+
+    let mut ws = connect_to(desk.port, "/stream/ws?codec=jpeg", Some(TOKEN), None)
+        .await
+        .expect("upgrade");
+    let Some(Message::Text(t)) = next(&mut ws, Duration::from_secs(5)).await else {
+        panic!("first message must be the hello text")
+    };
+    let hello: serde_json::Value = serde_json::from_str(t.as_str()).expect("hello JSON");
+    assert_eq!(hello["codec"], "jpeg", "{hello}");
+    // The whole screen first.
+    let first = next_image(&mut ws, Duration::from_secs(5))
+        .await
+        .expect("a first image");
+    assert_eq!(
+        first.flags & 3,
+        3,
+        "a whole picture, the update's last image"
+    );
+    assert_eq!((first.x, first.y, first.width, first.height), (0, 0, W, H));
+    assert!(
+        near(first.pic.at(320, 240), [0, 255, 0]),
+        "{:?}",
+        first.pic.at(320, 240)
+    );
+    // Settled: once more, finer; then nothing for a static screen.
+    let fine = next_image(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("the refinement");
+    assert_eq!((fine.width, fine.height), (W, H));
+    assert!(
+        next(&mut ws, Duration::from_millis(600)).await.is_none(),
+        "static: nothing"
+    );
+
+    // A large change of many colours: an image of that box only, exact enough to read.
+    win.put_stripes(0xff0000, 0x0000ff, 40, 30, 300, 200);
+    let part = next_image(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("an image of the change");
+    assert_eq!(part.flags & 1, 0, "part of the screen");
+    assert!(
+        part.x <= 40 && part.y <= 30 && part.x + part.width >= 340 && part.y + part.height >= 230,
+        "covers the change: {}x{} at {},{}",
+        part.width,
+        part.height,
+        part.x,
+        part.y
+    );
+    assert!(u32::from(part.width) * u32::from(part.height) < u32::from(W) * u32::from(H) / 2);
+    let at = |x: u16, y: u16| {
+        part.pic
+            .at(usize::from(x - part.x), usize::from(y - part.y))
+    };
+    assert!(near(at(43, 100), [255, 0, 0]), "{:?}", at(43, 100));
+    assert!(near(at(52, 100), [0, 0, 255]), "{:?}", at(52, 100));
+    // A box of one colour comes as a fill, and needs no image.
+    while next(&mut ws, Duration::from_millis(400)).await.is_some() {}
+    win.fill(0xffffff, 400, 300, 200, 150);
+    let m = next(&mut ws, Duration::from_secs(2)).await.expect("a fill");
+    assert_eq!(
+        fill(&m).map(|f| (f.1, f.2, f.3, f.4, f.5)),
+        Some((400, 300, 200, 150, [255, 255, 255]))
+    );
+    assert!(
+        next(&mut ws, Duration::from_millis(400)).await.is_none(),
+        "nothing after the fill: the image viewer has it"
+    );
+    assert!(metric(desk.port, "deskd_stream_images_encoded_total") >= 3);
+    assert_eq!(
+        metric(desk.port, "deskd_stream_frames_encoded_total{kind=\"key\"}"),
+        0,
+        "no H.264 while only image viewers watch"
+    );
+
+    // A key frame request gets the whole screen again.
+    ws.send(Message::Text(r#"{"type":"keyframe"}"#.into()))
+        .await
+        .expect("send");
+    let again = next_image(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("the whole screen on request");
+    assert_eq!(again.flags & 1, 1);
+    assert!(near(again.pic.at(500, 350), [255, 255, 255]));
+    assert!(near(again.pic.at(43, 100), [255, 0, 0]));
 }

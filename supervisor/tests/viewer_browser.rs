@@ -1940,37 +1940,6 @@ async fn native_stream_choice() {
     );
 }
 
-#[test]
-fn page_over_plain_http_has_a_clean_console_and_says_what_it_lacks() {
-    runtime().block_on(plain_http_console());
-}
-
-async fn plain_http_console() {
-    // http://deskd.test is not a trustworthy origin (as a LAN address): COOP would be
-    // ignored with a console error, and WebCodecs is not there.
-    let stand_in = NativeStandIn::start(NativeOptions::default()).await;
-    let browser = Browser::launch().await;
-    let port = stand_in.addr.port();
-    let tab = browser.open(&format!("http://deskd.test:{port}/")).await;
-    tab.wait_for(
-        "window.__deskdViewer && __deskdViewer.status === 'unsupported' && __deskdViewer.firstStill",
-        "the page to say what it lacks",
-    )
-    .await;
-    assert_eq!(tab.eval("window.isSecureContext").await, json!(false));
-    let text = tab
-        .eval("document.getElementById('overlay-text').textContent")
-        .await;
-    assert!(
-        text.as_str()
-            .is_some_and(|t| t.contains("WebCodecs") && t.contains("HTTPS")),
-        "overlay: {text}"
-    );
-    // Give late console messages a moment.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(tab.console_problems(), Vec::<String>::new());
-}
-
 // ---------------------------------------------------------------------------------------
 // The native stream through the real deskd binary, without neko: deskd captures and encodes
 // the Xvfb it runs, the page decodes it. An X client window draws a known pattern and
@@ -2016,6 +1985,70 @@ fn pattern_window(display: u32) -> agent_x::TestWindow {
 #[test]
 fn deskd_native_stream_without_neko_in_chromium() {
     runtime().block_on(deskd_native_stream());
+}
+
+#[test]
+fn page_over_plain_http_to_a_lan_name_shows_the_desktop_as_jpeg() {
+    runtime().block_on(plain_http_jpeg());
+}
+
+/// http://deskd.test is not a trustworthy origin (as a LAN address): the browser has no
+/// WebCodecs there, and COOP would be ignored with a console error.
+async fn plain_http_jpeg() {
+    let dir = temp_dir("viewer-jpeg");
+    let http_port = free_port();
+    let display = free_display(1200);
+    let _deskd = deskd_native_only(http_port, display, &dir).await;
+    let window = tokio::task::spawn_blocking(move || pattern_window(display))
+        .await
+        .expect("pattern window");
+    let browser = Browser::launch().await;
+    let tab = browser
+        .open(&format!("http://deskd.test:{http_port}/?token={TOKEN}"))
+        .await;
+    tab.wait_for(
+        "window.__deskdViewer && __deskdViewer.status === 'live' && __deskdViewer.codec === 'jpeg'",
+        "live on the native stream's images",
+    )
+    .await;
+    assert_eq!(tab.eval("window.isSecureContext").await, json!(false));
+    assert_eq!(tab.eval("typeof VideoDecoder").await, json!("undefined"));
+    tab.wait_for(
+        &format!(
+            "(() => {{ const d = {}; return d[0] > 150 && d[1] < 100 && d[2] > 150; }})()",
+            canvas_pixel(640, 360)
+        ),
+        "the pattern's magenta centre on the canvas",
+    )
+    .await;
+    assert_quadrants(&tab, "deskd-jpeg.png", native_standin::MAGENTA, 40).await;
+    tab.assert_status("Live · 1280×720 · in control · WebSocket (JPEG)")
+        .await;
+
+    // A change of many colours shows; typed text arrives in X.
+    let mut window = tokio::task::spawn_blocking(move || {
+        window.put_stripes(0x00ff00, 0x000000, 100, 100, 300, 200);
+        window
+    })
+    .await
+    .expect("stripes");
+    tab.wait_for(
+        &format!(
+            "(() => {{ const a = {}, b = {}; return a[1] > 200 && a[0] < 60 && b[1] < 60; }})()",
+            canvas_pixel(103, 150),
+            canvas_pixel(112, 150)
+        ),
+        "the green and black stripes on the canvas",
+    )
+    .await;
+    tab.key("keyDown", "q", "KeyQ", 81, Some("q")).await;
+    tab.key("keyUp", "q", "KeyQ", 81, None).await;
+    tokio::task::spawn_blocking(move || window.wait_typed("q"))
+        .await
+        .expect("typed text in X");
+    // Give late console messages a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(tab.console_problems(), Vec::<String>::new());
 }
 
 async fn deskd_native_stream() {

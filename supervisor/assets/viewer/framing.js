@@ -14,6 +14,11 @@ export const TILE_HEADER = 13;
 export const FILL = 0x12;
 /** Type byte, seq, x, y, width, height, r, g, b. */
 export const FILL_LEN = 16;
+export const IMAGE = 0x13;
+/** Type byte, flags, seq, capture_us, x, y, width, height. */
+export const IMAGE_HEADER = 22;
+const IMAGE_FULL = 0x01;
+const IMAGE_LAST = 0x02;
 const KEY_FLAG = 0x01;
 
 function bytesOf(data) {
@@ -27,7 +32,8 @@ function bytesOf(data) {
  * `{type: "video", key, seq, captureUs, width, height, data}` (`data` a view into the message:
  * one Annex B access unit); tiles `{type: "tile", seq, x, y, width, height, rgba}` (`rgba` a
  * Uint8ClampedArray view of width*height pixels), and fills the same with `fill: [r, g, b]`
- * instead of `rgba`; 0x01–0x03 are neko's messages (see protocol.js). Null for anything too
+ * instead of `rgba`; images `{type: "image", full, last, seq, captureUs, x, y, width, height,
+ * data}` (`data` a view of the JPEG); 0x01–0x03 are neko's messages (see protocol.js). Null for anything too
  * short or a tile whose size does not match; never throws.
  */
 export function decodeStreamBinary(data) {
@@ -35,6 +41,7 @@ export function decodeStreamBinary(data) {
   if (!bytes || bytes.length < 1) return null;
   if (bytes[0] === TILE) return decodeTile(bytes);
   if (bytes[0] === FILL) return decodeFill(bytes);
+  if (bytes[0] === IMAGE) return decodeImage(bytes);
   if (bytes[0] !== VIDEO_FRAME) return decodeServerMessage(bytes);
   if (bytes.length <= VIDEO_HEADER) return null;
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -72,6 +79,26 @@ function decodeFill(bytes) {
   const [width, height] = [v.getUint16(9), v.getUint16(11)];
   if (width === 0 || height === 0) return null;
   return { type: "tile", seq: v.getUint32(1), x: v.getUint16(5), y: v.getUint16(7), width, height, fill: [bytes[13], bytes[14], bytes[15]] };
+}
+
+function decodeImage(bytes) {
+  if (bytes.length <= IMAGE_HEADER) return null;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const flags = v.getUint8(1);
+  const [width, height] = [v.getUint16(18), v.getUint16(20)];
+  if (width === 0 || height === 0) return null;
+  return {
+    type: "image",
+    full: (flags & IMAGE_FULL) !== 0,
+    last: (flags & IMAGE_LAST) !== 0,
+    seq: v.getUint32(2),
+    captureUs: Number(v.getBigUint64(6)),
+    x: v.getUint16(14),
+    y: v.getUint16(16),
+    width,
+    height,
+    data: bytes.subarray(IMAGE_HEADER),
+  };
 }
 
 /** Whether frame number `a` comes after `b` (32-bit, wrapping). */

@@ -15,7 +15,7 @@ import { ScreenView } from "./screen.js";
 import { earlyStill } from "./still.js";
 import { CONTROL_WAIT_MS, ControlTracker, liveDetail, stateText, unsupportedText } from "./status.js";
 import { TouchGestures } from "./touch.js";
-import { chooseTransport, forcedTransport, parseSession, transportLabel, WEBRTC_FALLBACK_MS, WS } from "./transport.js";
+import { chooseTransport, forcedCodec, forcedTransport, parseSession, transportLabel, WEBRTC_FALLBACK_MS, WS } from "./transport.js";
 import { NO_MEDIA, WebRtcSession } from "./webrtc.js";
 
 const SIGNALING_PATH = "/stream/signaling";
@@ -60,6 +60,8 @@ const debug = {
   statusText: "",
   /** "webrtc" or "ws": the transport of the current (or last) connection. */
   transport: null,
+  /** The native stream's codec ("h264" or "jpeg"), null on WebRTC. */
+  codec: null,
   /** Why the transport is not the other one, when the browser lacks something. */
   transportProblem: null,
   /** "control" or "view", from /api/session or the native stream's hello; null: unknown. */
@@ -154,8 +156,10 @@ function prepareWorker() {
   };
 }
 const forced = forcedTransport(location.search);
+const codec = forcedCodec(location.search);
 const can = {
   webcodecs: typeof globalThis.VideoDecoder === "function" && typeof globalThis.EncodedVideoChunk === "function",
+  images: typeof globalThis.createImageBitmap === "function",
   webrtc: typeof globalThis.RTCPeerConnection === "function",
 };
 
@@ -182,6 +186,7 @@ function currentDetail() {
     isHost: debug.isHost,
     refused: debug.controlRefused,
     transport: debug.transport,
+    codec: debug.codec,
     rttMs: debug.rttMs,
   });
 }
@@ -190,7 +195,7 @@ function connectingDetail() {
   const parts = [];
   if (screenView.stillShown) parts.push("still picture, not live yet");
   if (debug.access === "view") parts.push("view only");
-  const t = transportLabel(debug.transport);
+  const t = transportLabel(debug.transport, debug.codec);
   if (t) parts.push(t);
   return parts.length ? `· ${parts.join(" · ")}` : "";
 }
@@ -249,7 +254,7 @@ async function connect() {
   clearInterval(countdownTimer);
   debug.session = sessionInfo;
   if (sessionInfo) setAccess(sessionInfo.access);
-  const choice = chooseTransport({ forced, session: sessionInfo, can, gaveUpWebrtc });
+  const choice = chooseTransport({ forced, codec, session: sessionInfo, can, gaveUpWebrtc });
   debug.transportProblem = choice.problem;
   if (!choice.transport) {
     setStatus("unsupported", "", unsupportedText(choice.problem, window.isSecureContext));
@@ -257,12 +262,13 @@ async function connect() {
   }
   debug.connects += 1;
   debug.transport = choice.transport;
+  debug.codec = choice.codec;
   screenView.use(choice.transport);
   renderAudioButton();
   const on = (ev, d) => onSession(s, ev, d);
   const s =
     choice.transport === WS
-      ? nativeSession(on)
+      ? nativeSession(on, choice.codec)
       : new WebRtcSession({ url: socketUrl(SIGNALING_PATH), audio: wantAudio, video: els.video, on });
   s.fallback = choice.fallback;
   session = s;
@@ -286,8 +292,8 @@ async function connect() {
  * can (stream-worker.js says why), in the page otherwise or with `?worker=0`. Each gets a
  * fresh canvas (one handed to a worker cannot be painted from here again).
  */
-function nativeSession(on) {
-  const url = socketUrl(STREAM_PATH);
+function nativeSession(on, codec) {
+  const url = socketUrl(codec === "jpeg" ? `${STREAM_PATH}?codec=jpeg` : STREAM_PATH);
   prepareWorker();
   debug.streamWorker = useStreamWorker;
   const canvas = screenView.freshCanvas();

@@ -2,11 +2,13 @@
 // resize, H.264 access units decoded with WebCodecs (`VideoDecoder`, optimizeForLatency,
 // Annex B) and handed to `draw` as VideoFrames; after a decoder error, a reset or a gap in
 // `seq`, delta frames are dropped until the next key frame. Tiles (small changes the server
-// sends as pixels ahead of the video) go to `drawTile` at once and again after every decoded
-// frame older than the tile, until the frame that carries the same change is shown. Cursor and pong messages are
-// passed on as decoded. Input goes out as neko's binary messages on the same socket.
-// Reconnecting is the caller's job: a session lives for one WebSocket. WebSocket, VideoDecoder
-// and EncodedVideoChunk are injected for tests.
+// sends as pixels or fills ahead of the video) go to `drawTile` at once and again after every
+// decoded frame older than the tile, until the frame that carries the same change is shown.
+// With the codec "jpeg" (a browser without WebCodecs) the server sends JPEG images of the
+// changed boxes instead: decoded in parallel with createImageBitmap and painted, with the
+// tiles, strictly in the order they came. Cursor and pong messages are passed on as decoded.
+// Input goes out as neko's binary messages on the same socket. Reconnecting is the caller's
+// job: a session lives for one WebSocket. The browser's classes are injected for tests.
 
 import { closeSession, openSocket } from "./backoff.js";
 import { clipboardMessage, decodeStreamBinary, keyframeRequest, parseStreamText, pasteMessage, seqAfter } from "./framing.js";
@@ -18,6 +20,10 @@ const MAX_DECODE_QUEUE = 16;
 const MAX_PENDING = 64;
 /** Tiles kept to paint over older frames (the server sends one per small change). */
 const MAX_TILES = 32;
+/** JPEG mode: images and tiles received and not painted yet, beyond which the page skips to a whole picture. */
+const MAX_PAINT_QUEUE = 32;
+
+const reason = (err) => String(err && err.message ? err.message : err);
 
 export class NativeSession {
   /**
@@ -25,13 +31,27 @@ export class NativeSession {
    * - `on(event, detail)`: "hello", "access", "screen", "host", "input-open",
    *   "server-message" (cursor-image, cursor-position, pong), "frame" (each decoded frame's
    *   {seq, captureUs, key}), "tile" (each tile's {seq, x, y, width, height, drawn, receivedMs}), "unsupported" (the codec), "error", "close";
-   * - `draw(frame, meta)`: paints a VideoFrame (closed by the session afterwards);
+   * - `draw(frame, meta)`: paints a VideoFrame (closed by the session afterwards), or in JPEG
+   *   mode an image {bitmap, x, y, full, displayWidth, displayHeight};
    * - `drawTile(tile)`: paints a tile ({x, y, width, height, rgba}); false if it could not
    *   (nothing drawn yet);
-   * - `WebSocketImpl`, `VideoDecoderImpl`, `EncodedVideoChunkImpl`, `now` for tests.
+   * - `WebSocketImpl`, `VideoDecoderImpl`, `EncodedVideoChunkImpl`, `createImageBitmapImpl`,
+   *   `BlobImpl`, `now` for tests.
    */
-  constructor({ url, on = () => {}, draw = () => {}, drawTile = () => false, WebSocketImpl = globalThis.WebSocket, VideoDecoderImpl = globalThis.VideoDecoder, EncodedVideoChunkImpl = globalThis.EncodedVideoChunk, now = () => Date.now() }) {
-    Object.assign(this, { url, on, draw, drawTile, WebSocketImpl, VideoDecoderImpl, EncodedVideoChunkImpl, now });
+  constructor({
+    url,
+    on = () => {},
+    draw = () => {},
+    drawTile = () => false,
+    WebSocketImpl = globalThis.WebSocket,
+    VideoDecoderImpl = globalThis.VideoDecoder,
+    EncodedVideoChunkImpl = globalThis.EncodedVideoChunk,
+    // Called as a method of the session, so bound here (the browser's throws "Illegal invocation").
+    createImageBitmapImpl = typeof globalThis.createImageBitmap === "function" ? (blob) => globalThis.createImageBitmap(blob) : undefined,
+    BlobImpl = globalThis.Blob,
+    now = () => Date.now(),
+  }) {
+    Object.assign(this, { url, on, draw, drawTile, WebSocketImpl, VideoDecoderImpl, EncodedVideoChunkImpl, createImageBitmapImpl, BlobImpl, now });
     this.name = "ws";
     this.ws = null;
     this.opened = false;
@@ -45,6 +65,12 @@ export class NativeSession {
     this.pending = new Map();
     /** Tiles not yet in a shown frame, oldest first. */
     this.tiles = [];
+    /** JPEG mode: the screen's size, while the codec is "jpeg". */
+    this.jpeg = null;
+    /** JPEG mode: paints wait on this, in order; a new generation drops what is queued. */
+    this.chain = Promise.resolve();
+    this.generation = 0;
+    this.paintQueue = 0;
     this.stats = { received: 0, decoded: 0, dropped: 0, gaps: 0, resets: 0, keyframeRequests: 0, tiles: 0, bytesIn: 0, bytesOut: 0 };
   }
 
@@ -88,12 +114,26 @@ export class NativeSession {
     const m = decodeStreamBinary(data);
     if (!m) return;
     if (m.type === "video") this.video(m);
+    else if (m.type === "image") this.image(m);
     else if (m.type === "tile") this.tile(m);
     else if (m.type !== "unknown") this.on("server-message", m);
   }
 
   /** (Re)configures the decoder; the next frame it takes is a key frame. */
   configure(codec, width, height) {
+    if (codec === "jpeg") {
+      this.closeDecoder();
+      this.config = null;
+      this.tiles = [];
+      this.jpeg = { width, height };
+      this.generation += 1;
+      this.waitKey = true;
+      if (typeof this.createImageBitmapImpl !== "function" || typeof this.BlobImpl !== "function") {
+        this.on("unsupported", { codec, reason: "no createImageBitmap" });
+      }
+      return;
+    }
+    this.jpeg = null;
     this.config = { codec, codedWidth: width, codedHeight: height, optimizeForLatency: true };
     this.newDecoder();
   }
@@ -183,9 +223,89 @@ export class NativeSession {
     }
   }
 
+  /**
+   * JPEG mode: one image of a changed box, decoded now (in parallel with the others) and
+   * painted after everything that came before it. Until a whole picture, parts are dropped.
+   */
+  image(m) {
+    this.stats.received += 1;
+    if (!this.jpeg || (this.waitKey && !m.full)) {
+      this.stats.dropped += 1;
+      return;
+    }
+    if (this.paintQueue >= MAX_PAINT_QUEUE) {
+      this.stats.dropped += 1;
+      this.skipToFullImage();
+      return;
+    }
+    this.waitKey = false;
+    const receivedMs = this.now();
+    const { width, height } = this.jpeg;
+    let decoded;
+    try {
+      decoded = this.createImageBitmapImpl(new this.BlobImpl([m.data], { type: "image/jpeg" }));
+    } catch (err) {
+      decoded = Promise.reject(err);
+    }
+    this.inOrder(decoded, (bitmap) => {
+      const meta = { seq: m.seq, captureUs: m.captureUs, key: m.full, receivedMs };
+      this.stats.decoded += 1;
+      this.draw({ bitmap, x: m.x, y: m.y, full: m.full, displayWidth: width, displayHeight: height }, meta);
+      if (m.last) this.on("frame", meta);
+    });
+  }
+
+  /**
+   * JPEG mode: runs `paint(value)` once `ready` resolved and everything queued before it was
+   * painted; drops it if the session reset meanwhile. Closes a bitmap it was given.
+   */
+  inOrder(ready, paint) {
+    const generation = this.generation;
+    const current = () => generation === this.generation && !this.closed;
+    this.paintQueue += 1;
+    this.chain = this.chain
+      .then(() => ready)
+      .then(
+        (value) => {
+          try {
+            if (current()) paint(value);
+          } catch (err) {
+            this.on("error", `paint: ${reason(err)}`);
+          } finally {
+            if (value && typeof value.close === "function") value.close();
+          }
+        },
+        (err) => {
+          if (!current()) return;
+          this.on("error", `image decode: ${reason(err)}`);
+          this.skipToFullImage();
+        },
+      )
+      .finally(() => {
+        this.paintQueue -= 1;
+      });
+  }
+
+  /** JPEG mode: drops what waits to be painted and asks the server for the whole screen. */
+  skipToFullImage() {
+    this.stats.resets += 1;
+    this.generation += 1;
+    this.waitKey = true;
+    this.requestKeyframe();
+  }
+
   /** A small change ahead of the video: painted now, and kept until its frame is shown. */
   tile(m) {
     this.stats.tiles += 1;
+    if (this.jpeg) {
+      // Painted in turn with the images, and final: no video frame paints over it.
+      const receivedMs = this.now();
+      this.inOrder(null, () => {
+        const drawn = this.drawTile(m);
+        this.on("tile", { seq: m.seq, x: m.x, y: m.y, width: m.width, height: m.height, drawn, receivedMs });
+      });
+      return;
+    }
     if (this.tiles.length >= MAX_TILES) this.tiles.shift();
     this.tiles.push(m);
     const drawn = this.drawTile(m);
@@ -245,6 +365,7 @@ export class NativeSession {
   teardown() {
     this.closeDecoder();
     this.pending.clear();
+    this.generation += 1;
   }
 
   /** Ends the session; `close` is reported once with the given code. */

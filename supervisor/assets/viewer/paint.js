@@ -9,10 +9,15 @@ export class Painter {
     this.drawn = false;
   }
 
-  /** Paints a decoded VideoFrame; true when the canvas changed size. */
+  /**
+   * Paints a decoded VideoFrame, or an image of the native stream's JPEG mode
+   * ({bitmap, x, y, full, displayWidth, displayHeight}: the screen's size); true when the
+   * canvas changed size. An image of part of the screen is painted only over a picture.
+   */
   frame(frame) {
     const w = frame.displayWidth;
     const h = frame.displayHeight;
+    if (frame.bitmap && !frame.full && !this.drawn) return false;
     let resized = false;
     if (this.canvas.width !== w || this.canvas.height !== h) {
       this.canvas.width = w;
@@ -20,7 +25,8 @@ export class Painter {
       resized = true;
     }
     if (!this.ctx) this.ctx = this.canvas.getContext("2d", { alpha: false, desynchronized: true });
-    this.ctx.drawImage(frame, 0, 0, w, h);
+    if (frame.bitmap) this.ctx.drawImage(frame.bitmap, frame.x, frame.y);
+    else this.ctx.drawImage(frame, 0, 0, w, h);
     this.drawn = true;
     return resized;
   }

@@ -20,11 +20,11 @@ export function controlLabel({ access = null, isHost = false, refused = false })
 }
 
 /** "· 1280×720 · in control · WebSocket · 3 ms" */
-export function liveDetail({ screen = null, access = null, isHost = false, refused = false, transport = null, rttMs = null }) {
+export function liveDetail({ screen = null, access = null, isHost = false, refused = false, transport = null, codec = null, rttMs = null }) {
   const parts = [];
   if (screen) parts.push(`${screen.width}×${screen.height}`);
   parts.push(controlLabel({ access, isHost, refused }));
-  const t = transportLabel(transport);
+  const t = transportLabel(transport, codec);
   if (t) parts.push(t);
   if (rttMs !== null && rttMs !== undefined) parts.push(`${rttMs} ms`);
   return `· ${parts.join(" · ")}`;

@@ -1,6 +1,8 @@
 // Which transport the page uses: `?transport=ws|webrtc` forces one; otherwise GET /api/session
 // (docs/native-stream.md) says what the server offers, and the browser what it can do. An
-// older deskd without /api/session gets WebRTC, as before.
+// older deskd without /api/session gets WebRTC, as before. The native stream is H.264 where
+// the browser has WebCodecs, JPEG images where it has not (a page over plain HTTP to a LAN
+// address); `?codec=h264|jpeg` forces one.
 
 export const WEBRTC = "webrtc";
 export const WS = "ws";
@@ -32,31 +34,43 @@ export function parseSession(body) {
   };
 }
 
+/** `?codec=` from a query string: "h264", "jpeg" or null. */
+export function forcedCodec(search) {
+  const v = (new URLSearchParams(search || "").get("codec") || "").trim().toLowerCase();
+  return v === "h264" || v === "jpeg" ? v : null;
+}
+
 /**
  * The choice for one connection attempt:
- * - `forced`: the `?transport=` value or null;
+ * - `forced`: the `?transport=` value or null; `codec`: the `?codec=` value or null;
  * - `session`: parseSession's result, or null (no /api/session: an older deskd);
- * - `can`: `{webcodecs, webrtc}`, what this browser has;
+ * - `can`: `{webcodecs, images, webrtc}`, what this browser has (`images`: it decodes JPEG
+ *   with createImageBitmap, which needs no secure context);
  * - `gaveUpWebrtc`: WebRTC already failed to show video on this page.
- * Returns `{transport, fallback, problem}`: `transport` null when nothing can work here;
+ * Returns `{transport, codec, fallback, problem}`: `transport` null when nothing can work
+ * here; `codec` the native stream's ("h264" with WebCodecs, else "jpeg"), null for WebRTC;
  * `fallback` true when WebRTC should give way to the native stream after WEBRTC_FALLBACK_MS;
  * `problem` "no-webcodecs" / "no-webrtc" names what this browser lacks for the choice.
  */
-export function chooseTransport({ forced = null, session = null, can = { webcodecs: true, webrtc: true }, gaveUpWebrtc = false }) {
-  const none = (problem) => ({ transport: null, fallback: false, problem });
-  if (forced === WS) return can.webcodecs ? { transport: WS, fallback: false, problem: null } : none("no-webcodecs");
-  if (forced === WEBRTC) return can.webrtc ? { transport: WEBRTC, fallback: false, problem: null } : none("no-webrtc");
-  if (!session) return can.webrtc ? { transport: WEBRTC, fallback: false, problem: null } : none("no-webrtc");
-  const ws = session.ws.enabled && can.webcodecs;
-  const rtc = session.webrtc.configured && can.webrtc;
-  if (ws && (!rtc || !session.webrtc.ready || gaveUpWebrtc)) return { transport: WS, fallback: false, problem: null };
-  if (rtc) return { transport: WEBRTC, fallback: ws, problem: session.ws.enabled && !can.webcodecs ? "no-webcodecs" : null };
+export function chooseTransport({ forced = null, codec = null, session = null, can = { webcodecs: true, images: true, webrtc: true }, gaveUpWebrtc = false }) {
+  const none = (problem) => ({ transport: null, codec: null, fallback: false, problem });
+  const wsCodec = codec === "jpeg" ? (can.images ? "jpeg" : null) : can.webcodecs ? "h264" : codec === null && can.images ? "jpeg" : null;
+  const ws = { transport: WS, codec: wsCodec, fallback: false, problem: null };
+  const rtc = (fallback) => ({ transport: WEBRTC, codec: null, fallback, problem: null });
+  if (forced === WS) return wsCodec ? ws : none("no-webcodecs");
+  if (forced === WEBRTC) return can.webrtc ? rtc(false) : none("no-webrtc");
+  if (!session) return can.webrtc ? rtc(false) : none("no-webrtc");
+  const wsOk = session.ws.enabled && wsCodec !== null;
+  const rtcOk = session.webrtc.configured && can.webrtc;
+  if (wsOk && (!rtcOk || !session.webrtc.ready || gaveUpWebrtc)) return ws;
+  if (rtcOk) return { ...rtc(wsOk), problem: session.ws.enabled && !wsOk ? "no-webcodecs" : null };
   if (session.ws.enabled) return none("no-webcodecs");
   // Nothing on offer (no [neko], native stream off): WebRTC's retry loop says "unavailable".
-  return can.webrtc ? { transport: WEBRTC, fallback: false, problem: null } : none("no-webrtc");
+  return can.webrtc ? rtc(false) : none("no-webrtc");
 }
 
-/** What the status line calls a transport. */
-export function transportLabel(t) {
-  return t === WS ? "WebSocket" : t === WEBRTC ? "WebRTC" : "";
+/** What the status line calls a transport (and the native stream's codec when it is JPEG). */
+export function transportLabel(t, codec = null) {
+  if (t === WS) return codec === "jpeg" ? "WebSocket (JPEG)" : "WebSocket";
+  return t === WEBRTC ? "WebRTC" : "";
 }

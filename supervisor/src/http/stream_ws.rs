@@ -18,8 +18,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{self, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -34,7 +35,7 @@ use super::AppState;
 use crate::metrics::{Metrics, Refusal};
 use crate::stream::hub::{Out, Viewer};
 use crate::stream::input::InputCommand;
-use crate::stream::protocol::{self, ClientMessage};
+use crate::stream::protocol::{self, ClientMessage, Codec};
 use crate::stream::Stream;
 use crate::supervisor::{ServiceState, Snapshot};
 
@@ -103,12 +104,30 @@ fn display_ready(snap: &Snapshot) -> Result<(), String> {
     }
 }
 
+/// `/stream/ws`'s query: what the viewer decodes (`h264`, the default, or `jpeg`).
+#[derive(Debug, Default, serde::Deserialize)]
+struct StreamQuery {
+    codec: Option<String>,
+}
+
 async fn stream_ws(
     State(state): State<AppState>,
     access: Access,
+    query: Result<Query<StreamQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let metrics = state.metrics.clone();
+    let codec = match query {
+        Ok(Query(q)) => q
+            .codec
+            .as_deref()
+            .map_or(Ok(Codec::default()), Codec::parse),
+        Err(e) => Err(protocol::BadMessage(format!("bad query: {e}"))),
+    };
+    let codec = match codec {
+        Ok(c) => c,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, format!("/stream/ws: {e}")),
+    };
     let Some(native) = state.stream.clone() else {
         return unavailable(
             &metrics,
@@ -140,7 +159,7 @@ async fn stream_ws(
         .read_buffer_size(super::relay::READ_BUFFER)
         .max_message_size(protocol::MAX_CLIENT_MESSAGE)
         .max_frame_size(protocol::MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| run(socket, native, access, metrics, slot))
+        .on_upgrade(move |socket| run(socket, native, access, codec, metrics, slot))
         .into_response()
 }
 
@@ -155,12 +174,13 @@ async fn run(
     socket: WebSocket,
     native: Arc<NativeStream>,
     access: Access,
+    codec: Codec,
     metrics: Arc<Metrics>,
     _slot: Slot,
 ) {
     let stream = &native.stream;
     let _open = metrics.stream_viewer_opened();
-    let mut viewer = match stream.hub.join() {
+    let mut viewer = match stream.hub.join(codec) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "native stream: cannot start the capture thread");
@@ -172,7 +192,7 @@ async fn run(
         }
     };
     let id = viewer.id;
-    tracing::info!(viewer = id, access = ?access, "native stream viewer connected");
+    tracing::info!(viewer = id, access = ?access, codec = ?codec, "native stream viewer connected");
     let (sink, source) = socket.split();
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
     let closing = stream.closing();
@@ -227,7 +247,7 @@ async fn write(
                     (Message::Text(text.into()), false, None)
                 }
                 Some(Out::Binary(b)) => {
-                    let video = b.first() == Some(&protocol::VIDEO);
+                    let video = matches!(b.first(), Some(&protocol::VIDEO | &protocol::IMAGE));
                     (Message::Binary(b), video, None)
                 }
                 // The display went away because deskd is stopping: that is 1001, not a retry.

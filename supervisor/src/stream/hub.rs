@@ -11,6 +11,9 @@
 //! change also goes out at once as pixels, and a box of one colour as a fill, ahead of its
 //! encoded frame ([`super::tile`]).
 //!
+//! A viewer asks for H.264 or, if its browser has no WebCodecs, JPEG images of the changed
+//! boxes ([`super::image`]); each is made only while a viewer wants it, once for all of them.
+//!
 //! Each viewer has a bounded queue ([`VIEWER_QUEUE`] messages). A viewer whose queue is full
 //! has frames dropped until the next key frame, which is requested once its queue has room
 //! again; memory per viewer is bounded by the queue. A joining viewer gets a key frame (and
@@ -28,7 +31,8 @@ use super::capture::Capture;
 use super::capture::{Damage, Rect};
 use super::convert::I420;
 use super::encoder::{codec_string, Encoder, EncoderSettings};
-use super::protocol;
+use super::image::{self, Dirty};
+use super::protocol::{self, Codec};
 use super::tile;
 use crate::metrics::Metrics;
 
@@ -70,6 +74,7 @@ pub enum Out {
 
 struct ViewerSlot {
     id: u64,
+    codec: Codec,
     tx: mpsc::Sender<Out>,
     /// Waiting for a key frame (joined, or frames were dropped).
     needs_key: bool,
@@ -167,14 +172,15 @@ impl Hub {
         lock(&self.shared.state).viewers.len()
     }
 
-    /// Adds a viewer, starting the loop if it is not running.
-    pub fn join(&self) -> std::io::Result<Viewer> {
+    /// Adds a viewer of `codec`, starting the loop if it is not running.
+    pub fn join(&self, codec: Codec) -> std::io::Result<Viewer> {
         let (tx, rx) = mpsc::channel(VIEWER_QUEUE);
         let mut state = lock(&self.shared.state);
         state.next_id += 1;
         let id = state.next_id;
         state.viewers.push(ViewerSlot {
             id,
+            codec,
             tx,
             needs_key: true,
             told: None,
@@ -234,6 +240,27 @@ struct Frame {
     pointer: Option<(i16, i16)>,
 }
 
+/// What the viewers want this turn of the loop.
+struct Wants {
+    h264: bool,
+    jpeg: bool,
+    /// A viewer of that codec waits for a key frame (a whole picture) and has room for it.
+    h264_key: bool,
+    jpeg_key: bool,
+}
+
+/// The JPEG side of the loop ([`image`]).
+#[derive(Default)]
+struct Images {
+    /// Changed since the last update and not delivered to every image viewer by a tile.
+    dirty: Dirty,
+    /// Sent at [`image::QUALITY`] since the last refinement.
+    coarse: Option<Rect>,
+    /// The whole screen is due (the screen changed size).
+    full: bool,
+    seq: u32,
+}
+
 fn stream(shared: &Shared) -> Result<(), String> {
     let mut cap =
         Capture::connect(&shared.display).map_err(|e| format!("{}: {e}", shared.display))?;
@@ -258,12 +285,13 @@ fn stream(shared: &Shared) -> Result<(), String> {
     let mut pointer_moved_at = Instant::now();
     let mut seq: u32 = 0;
     let mut tiles = tile::Budget::new(Instant::now());
+    let mut images = Images::default();
     // Pixels read into the frame and not encoded yet: since when (µs since the epoch).
     let mut changed_since: Option<u64> = None;
     tracing::debug!(display = %shared.display, "native stream started");
     loop {
         // Viewers: stop when none is left; who needs a key frame now.
-        let want_key = {
+        let wants = {
             let mut state = lock(&shared.state);
             state.viewers.retain(|v| !v.tx.is_closed());
             if state.viewers.is_empty() {
@@ -271,12 +299,17 @@ fn stream(shared: &Shared) -> Result<(), String> {
                 tracing::debug!(display = %shared.display, "native stream idle: no viewers");
                 return Ok(());
             }
-            let ready = state
-                .viewers
-                .iter()
-                .any(|v| v.needs_key && v.tx.capacity() >= 3);
-            std::mem::take(&mut state.key_requested) || ready
+            let asked = std::mem::take(&mut state.key_requested);
+            let of = |c: Codec| state.viewers.iter().filter(move |v| v.codec == c);
+            let ready = |v: &ViewerSlot| v.needs_key && v.tx.capacity() >= 3;
+            Wants {
+                h264: of(Codec::H264).next().is_some(),
+                jpeg: of(Codec::Jpeg).next().is_some(),
+                h264_key: of(Codec::H264).any(ready) || (asked && of(Codec::H264).next().is_some()),
+                jpeg_key: of(Codec::Jpeg).any(ready),
+            }
         };
+        let want_key = wants.h264_key || wants.jpeg_key || images.full;
         let now = Instant::now();
         let next_frame = last_encode.map_or(now, |t| t + interval);
         let refine_due = refine_at.is_some_and(|t| now >= t);
@@ -295,6 +328,10 @@ fn stream(shared: &Shared) -> Result<(), String> {
         if cap.take_resized() {
             f = new_frame(&cap);
             encoder.request_key_frame();
+            images = Images {
+                full: true,
+                ..Images::default()
+            };
             changed_since = None;
             tracing::info!(display = %shared.display, width = f.width, height = f.height, "screen size changed");
         }
@@ -323,7 +360,7 @@ fn stream(shared: &Shared) -> Result<(), String> {
                 .grab_small(tile::MAX_TILE_PIXELS)
                 .map_err(|e| e.to_string())?
             {
-                take_change(shared, &cap, d, &mut f, seq, &mut tiles);
+                take_change(shared, &cap, d, &mut f, seq, &mut tiles, &mut images);
                 changed_since.get_or_insert(started);
             }
         }
@@ -334,7 +371,7 @@ fn stream(shared: &Shared) -> Result<(), String> {
         }
         let started = unix_us();
         if let Some(d) = cap.grab().map_err(|e| e.to_string())? {
-            take_change(shared, &cap, d, &mut f, seq, &mut tiles);
+            take_change(shared, &cap, d, &mut f, seq, &mut tiles, &mut images);
             changed_since.get_or_insert(started);
         }
         // When capture of what this frame shows began.
@@ -343,32 +380,42 @@ fn stream(shared: &Shared) -> Result<(), String> {
         if !(changed || want_key || refine_due) {
             continue;
         }
-        if want_key {
-            encoder.request_key_frame();
-        }
-        let started = Instant::now();
-        let encoded = encoder.encode(&f.pic).map_err(|e| e.to_string())?;
-        shared
-            .metrics
-            .stream_encoded(encoded.key, started.elapsed(), encoded.data.len());
         last_encode = Some(now);
         refine_at = changed.then(|| now + REFINE_AFTER);
-        if encoded.data.is_empty() {
-            continue;
+        if wants.h264 && (changed || wants.h264_key || refine_due) {
+            if wants.h264_key {
+                encoder.request_key_frame();
+            }
+            let started = Instant::now();
+            let encoded = encoder.encode(&f.pic).map_err(|e| e.to_string())?;
+            shared
+                .metrics
+                .stream_encoded(encoded.key, started.elapsed(), encoded.data.len());
+            if !encoded.data.is_empty() {
+                if encoded.key {
+                    f.codec = codec_string(&encoded.data).or(f.codec.take());
+                }
+                seq = seq.wrapping_add(1);
+                let msg = protocol::video(
+                    encoded.key,
+                    seq,
+                    capture_us,
+                    f.width,
+                    f.height,
+                    &encoded.data,
+                );
+                deliver(shared, &f, Codec::H264, &[msg], encoded.key);
+            }
         }
-        if encoded.key {
-            f.codec = codec_string(&encoded.data).or(f.codec.take());
+        if wants.jpeg {
+            let full = wants.jpeg_key || images.full;
+            if send_images(shared, &cap, &f, &mut images, full, refine_due, capture_us)? {
+                // A coarse picture is refined once the screen settled.
+                refine_at.get_or_insert(now + REFINE_AFTER);
+            }
+        } else {
+            images = Images::default();
         }
-        seq = seq.wrapping_add(1);
-        let msg = protocol::video(
-            encoded.key,
-            seq,
-            capture_us,
-            f.width,
-            f.height,
-            &encoded.data,
-        );
-        deliver(shared, &f, msg, encoded.key);
     }
 }
 
@@ -379,7 +426,8 @@ fn drain_wake(rx: &UnixStream) {
 }
 
 /// Puts what `damage` read into the frame's picture, and sends it as a tile first when it is
-/// small. `seq` is the last frame sent: the next one, `seq + 1`, carries the change.
+/// small or of one colour. `seq` is the last frame sent: the next one, `seq + 1`, carries the
+/// change. Image viewers that did not all get the tile get the box as an image.
 fn take_change(
     shared: &Shared,
     cap: &Capture,
@@ -387,19 +435,25 @@ fn take_change(
     f: &mut Frame,
     seq: u32,
     tiles: &mut tile::Budget,
+    images: &mut Images,
 ) {
-    send_tile(shared, cap, damage.rect, f, seq.wrapping_add(1), tiles);
+    if !send_tile(shared, cap, damage.rect, f, seq.wrapping_add(1), tiles) {
+        if let Some(r) = tile::clip(damage.rect, (f.width, f.height)) {
+            images.dirty.add(r);
+        }
+    }
     let rows = damage.rows.start..damage.rows.end.min(usize::from(f.height));
     f.pic.convert_rows(cap.pixels(), cap.stride(), rows);
 }
 
-/// Whether viewer `v` is shown the video now, with room in its queue for a tile as well.
+/// Whether viewer `v` is shown the picture now, with room in its queue for a tile as well.
 fn takes_tiles(v: &ViewerSlot) -> bool {
     v.told.is_some() && !v.needs_key && v.tx.capacity() > VIEWER_QUEUE / 2
 }
 
 /// Sends the changed box `rect` ahead of its frame to the viewers that take one ([`tile`]): as
-/// a fill when it is one colour, as pixels when it is small, if the byte budget allows.
+/// a fill when it is one colour, as pixels when it is small, if the byte budget allows. True
+/// when every image viewer has it (or will get the whole screen anyway).
 fn send_tile(
     shared: &Shared,
     cap: &Capture,
@@ -407,32 +461,99 @@ fn send_tile(
     f: &Frame,
     seq: u32,
     budget: &mut tile::Budget,
-) {
+) -> bool {
     let Some(rect) = tile::clip(rect, (f.width, f.height)) else {
-        return;
+        return true;
+    };
+    let image_viewers_have_it = |state: &State, took: &[u64]| {
+        state
+            .viewers
+            .iter()
+            .filter(|v| v.codec == Codec::Jpeg && !v.needs_key)
+            .all(|v| took.contains(&v.id))
     };
     if !lock(&shared.state).viewers.iter().any(takes_tiles) {
-        return;
+        return image_viewers_have_it(&lock(&shared.state), &[]);
     }
-    let Some(kind) = tile::kind(cap.pixels(), cap.stride(), rect) else {
-        return;
-    };
-    if !budget.take(kind.bytes(rect), Instant::now()) {
-        return;
-    }
-    // Built outside the lock: a 128x128 tile is 64 KiB to cut out.
-    let Some(msg) = tile::message(seq, kind, cap.pixels(), cap.stride(), rect) else {
-        return;
-    };
+    let kind = tile::kind(cap.pixels(), cap.stride(), rect);
+    let msg = kind
+        .filter(|k| budget.take(k.bytes(rect), Instant::now()))
+        // Built outside the lock: a 128x128 tile is 64 KiB to cut out.
+        .and_then(|k| tile::message(seq, k, cap.pixels(), cap.stride(), rect));
     let mut state = lock(&shared.state);
-    let mut sent = 0;
+    let Some(msg) = msg else {
+        return image_viewers_have_it(&state, &[]);
+    };
+    let mut took = Vec::new();
     for v in state.viewers.iter_mut().filter(|v| takes_tiles(v)) {
-        // A tile that does not fit is only lost time: the video carries the same change.
+        // For an H.264 viewer a tile that does not fit is only lost time: the video carries
+        // the same change. An image viewer gets the box as an image instead.
         if v.tx.try_send(Out::Binary(msg.clone())).is_ok() {
-            sent += 1;
+            took.push(v.id);
         }
     }
-    shared.metrics.stream_tile(sent, msg.len());
+    shared.metrics.stream_tile(took.len(), msg.len());
+    image_viewers_have_it(&state, &took)
+}
+
+/// Sends the image viewers their update: the whole screen when `full` (a viewer joined or fell
+/// behind, the screen changed size), else the changed boxes, else, when `refine`, the boxes
+/// sent coarse since the last refinement at the finer quality. True when what went out was
+/// coarse (a refinement is due).
+fn send_images(
+    shared: &Shared,
+    cap: &Capture,
+    f: &Frame,
+    images: &mut Images,
+    full: bool,
+    refine: bool,
+    capture_us: u64,
+) -> Result<bool, String> {
+    let screen = Rect {
+        x: 0,
+        y: 0,
+        width: f.width,
+        height: f.height,
+    };
+    let (boxes, fine) = if full {
+        images.dirty.clear();
+        images.full = false;
+        (vec![screen], false)
+    } else if !images.dirty.is_empty() {
+        (images.dirty.take(), false)
+    } else if refine {
+        (images.coarse.take().into_iter().collect(), true)
+    } else {
+        return Ok(false);
+    };
+    let boxes: Vec<Rect> = boxes
+        .into_iter()
+        .filter_map(|b| tile::clip(b, (f.width, f.height)))
+        .collect();
+    if boxes.is_empty() {
+        return Ok(false);
+    }
+    images.seq = images.seq.wrapping_add(1);
+    let mut msgs = Vec::with_capacity(boxes.len());
+    for (i, b) in boxes.iter().enumerate() {
+        let started = Instant::now();
+        let jpeg =
+            image::encode(cap.pixels(), cap.stride(), *b, fine).map_err(|e| e.to_string())?;
+        shared.metrics.stream_image(started.elapsed(), jpeg.len());
+        let mut flags = 0;
+        if full {
+            flags |= protocol::IMAGE_FULL;
+        }
+        if i + 1 == boxes.len() {
+            flags |= protocol::IMAGE_LAST;
+        }
+        msgs.push(protocol::image(flags, images.seq, capture_us, *b, &jpeg));
+        if !fine {
+            images.coarse = Some(images.coarse.map_or(*b, |c| image::union(c, *b)));
+        }
+    }
+    deliver(shared, f, Codec::Jpeg, &msgs, full);
+    Ok(!fine)
 }
 
 /// Sends a cursor message to every viewer that has had its first key frame (the others get
@@ -446,40 +567,44 @@ fn broadcast(shared: &Shared, msg: &Bytes, image: bool) {
     }
 }
 
-/// Gives the encoded frame to each viewer that can take it.
-fn deliver(shared: &Shared, f: &Frame, msg: Bytes, key: bool) {
+/// Gives the messages of one update (an H.264 frame, or a screen's worth of images) to each
+/// viewer of `codec` that can take them; `key`: a picture a viewer can start from.
+fn deliver(shared: &Shared, f: &Frame, codec: Codec, msgs: &[Bytes], key: bool) {
     let mut state = lock(&shared.state);
-    let codec = f.codec.clone().unwrap_or_default();
-    for v in state.viewers.iter_mut() {
+    let name = match codec {
+        Codec::H264 => f.codec.clone().unwrap_or_default(),
+        Codec::Jpeg => "jpeg".to_string(),
+    };
+    for v in state.viewers.iter_mut().filter(|v| v.codec == codec) {
         if v.needs_key && !key {
             shared.metrics.stream_dropped();
             continue;
         }
-        let told = (f.width, f.height, codec.clone());
+        let told = (f.width, f.height, name.clone());
         if key && v.told.as_ref() != Some(&told) {
-            if v.tx.capacity() < 3 {
+            if v.tx.capacity() < 2 + msgs.len() {
                 shared.metrics.stream_dropped();
+                v.needs_key = true;
                 continue;
             }
             let _ = v.tx.try_send(Out::Config {
                 width: f.width,
                 height: f.height,
-                codec: codec.clone(),
+                codec: name.clone(),
             });
             v.told = Some(told);
         }
-        match v.tx.try_send(Out::Binary(msg.clone())) {
-            Ok(()) => {
-                if key {
-                    v.needs_key = false;
-                }
-            }
-            Err(_) => {
-                // Full: skip to the next key frame, asked for once the queue drains.
-                shared.metrics.stream_dropped();
-                v.needs_key = true;
-                continue;
-            }
+        if v.tx.capacity() < msgs.len() {
+            // Full: skip to the next key frame, asked for once the queue drains.
+            shared.metrics.stream_dropped();
+            v.needs_key = true;
+            continue;
+        }
+        for m in msgs {
+            let _ = v.tx.try_send(Out::Binary(m.clone()));
+        }
+        if key {
+            v.needs_key = false;
         }
         if v.needs_cursor {
             let sent_image = f

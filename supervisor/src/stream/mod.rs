@@ -6,13 +6,14 @@
 //! Submodules: [`capture`] (XDamage + MIT-SHM + XFixes cursor), [`convert`] (BGRX → I420,
 //! pure), [`encoder`] (openh264), [`hub`] (the per-display capture/encode thread and the
 //! viewers' bounded queues), [`tile`] (small changes sent as pixels ahead of the video),
-//! [`protocol`] (the framing, pure), [`input`] (control clients' input through XTEST on a
+//! [`image`] (changed boxes as JPEG, for browsers without WebCodecs), [`protocol`] (the framing, pure), [`input`] (control clients' input through XTEST on a
 //! thread of its own).
 
 pub mod capture;
 pub mod convert;
 pub mod encoder;
 pub mod hub;
+pub mod image;
 pub mod input;
 pub mod protocol;
 pub mod tile;

@@ -24,6 +24,37 @@ pub const TILE_HEADER: usize = 13;
 pub const FILL: u8 = 0x12;
 /// A fill message's size.
 pub const FILL_LEN: usize = 16;
+pub const IMAGE: u8 = 0x13;
+/// Bytes before the JPEG data in an image message.
+pub const IMAGE_HEADER: usize = 22;
+/// `0x13` flags: a picture of the whole screen (the canvas takes its size).
+pub const IMAGE_FULL: u8 = 0x01;
+/// `0x13` flags: the last image of this update.
+pub const IMAGE_LAST: u8 = 0x02;
+
+/// What a viewer decodes, chosen with `/stream/ws?codec=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Codec {
+    /// H.264 access units (`0x10`), for WebCodecs.
+    #[default]
+    H264,
+    /// JPEG images of the changed boxes (`0x13`), for browsers without WebCodecs.
+    Jpeg,
+}
+
+impl Codec {
+    /// From the query's `codec` value; the error names what was wrong.
+    pub fn parse(name: &str) -> Result<Codec, BadMessage> {
+        match name {
+            "h264" => Ok(Codec::H264),
+            "jpeg" => Ok(Codec::Jpeg),
+            other => Err(BadMessage(format!(
+                "unknown codec {:?}: use h264 or jpeg",
+                other.chars().take(32).collect::<String>()
+            ))),
+        }
+    }
+}
 
 /// `0x01` cursor position.
 pub fn cursor_position(x: i16, y: i16) -> Bytes {
@@ -104,6 +135,27 @@ pub fn fill(seq: u32, rect: super::capture::Rect, rgb: [u8; 3]) -> Bytes {
     b.put_u16(rect.width);
     b.put_u16(rect.height);
     b.put_slice(&rgb);
+    b.freeze()
+}
+
+/// `0x13` image: `jpeg` is the picture of `rect`, captured from `capture_us` on.
+pub fn image(
+    flags: u8,
+    seq: u32,
+    capture_us: u64,
+    rect: super::capture::Rect,
+    jpeg: &[u8],
+) -> Bytes {
+    let mut b = BytesMut::with_capacity(IMAGE_HEADER + jpeg.len());
+    b.put_u8(IMAGE);
+    b.put_u8(flags);
+    b.put_u32(seq);
+    b.put_u64(capture_us);
+    b.put_u16(rect.x);
+    b.put_u16(rect.y);
+    b.put_u16(rect.width);
+    b.put_u16(rect.height);
+    b.put_slice(jpeg);
     b.freeze()
 }
 

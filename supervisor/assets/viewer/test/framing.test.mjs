@@ -101,6 +101,15 @@ test("a fill: 16 bytes, a box and one colour", () => {
   assert.equal(decodeStreamBinary(new Uint8Array([0x12, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3]).buffer), null, "empty");
 });
 
+test("an image: a 22-byte header, then the JPEG", () => {
+  const bytes = [0x13, 3, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 5, 0, 10, 0, 20, 0, 30, 0, 40, 0xff, 0xd8];
+  const m = decodeStreamBinary(new Uint8Array(bytes).buffer);
+  assert.deepEqual({ ...m, data: [...m.data] }, { type: "image", full: true, last: true, seq: 9, captureUs: 5, x: 10, y: 20, width: 30, height: 40, data: [0xff, 0xd8] });
+  assert.equal(decodeStreamBinary(new Uint8Array([0x13, 2, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 5, 0, 10, 0, 20, 0, 30, 0, 40, 1]).buffer).full, false);
+  assert.equal(decodeStreamBinary(new Uint8Array(bytes.slice(0, 22)).buffer), null, "no JPEG");
+  assert.equal(decodeStreamBinary(new Uint8Array([0x13, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 5, 0, 10, 0, 20, 0, 0, 0, 40, 1]).buffer), null, "empty box");
+});
+
 test("frame numbers compare across the 32-bit wrap", () => {
   assert.equal(seqAfter(5, 4), true);
   assert.equal(seqAfter(4, 4), false);

@@ -286,3 +286,119 @@ test("close is reported once, with the server's code, and the decoder is closed"
   assert.equal(t.ws.closedWith, 4000);
   assert.deepEqual(named(t.events, "close"), [{ code: 4000, reason: "stale connection", opened: true, local: true }]);
 });
+
+// ---- JPEG mode: images decoded in parallel, painted in the order they came ----
+
+function image(seq, { full = false, last = true, x = 0, y = 0, width = 1280, height = 720 } = {}) {
+  const buf = new Uint8Array(24);
+  const v = new DataView(buf.buffer);
+  v.setUint8(0, 0x13);
+  v.setUint8(1, (full ? 1 : 0) | (last ? 2 : 0));
+  v.setUint32(2, seq);
+  v.setBigUint64(6, BigInt(5000 + seq));
+  v.setUint16(14, x);
+  v.setUint16(16, y);
+  v.setUint16(18, width);
+  v.setUint16(20, height);
+  buf.set([0xff, 0xd8], 22);
+  return buf.buffer;
+}
+
+/** A session in JPEG mode whose image decodes finish when the test says (`decodes[i].done()`). */
+function jpegSession() {
+  const events = [];
+  const drawn = [];
+  const decodes = [];
+  const s = new NativeSession({
+    url: "ws://h/stream/ws?codec=jpeg",
+    on: (ev, d) => events.push([ev, d]),
+    draw: (img, meta) => drawn.push(`image ${meta.seq} at ${img.x},${img.y}${img.full ? " full" : ""} of ${img.displayWidth}x${img.displayHeight}`),
+    drawTile: (t) => drawn.push(`tile ${t.seq} at ${t.x},${t.y}`),
+    WebSocketImpl: FakeWS,
+    VideoDecoderImpl: undefined,
+    createImageBitmapImpl: (blob) =>
+      new Promise((resolve, reject) => {
+        const bitmap = { blob, close() { this.closed = true; } };
+        decodes.push({ bitmap, done: () => resolve(bitmap), fail: () => reject(new Error("corrupt JPEG")) });
+      }),
+    BlobImpl: class {
+      constructor(parts, opts) {
+        Object.assign(this, { parts, opts });
+      }
+    },
+  });
+  s.start();
+  const ws = FakeWS.last;
+  ws.onopen();
+  ws.text({ ...HELLO, codec: "jpeg" });
+  return { s, ws, events, drawn, decodes };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 0));
+
+test("JPEG mode: no video decoder; parts before a whole picture are dropped", async () => {
+  const { s, ws, events, drawn, decodes } = jpegSession();
+  assert.equal(s.decoder, null);
+  assert.deepEqual(named(events, "unsupported"), []);
+  ws.binary(image(1, { x: 10, y: 10, width: 20, height: 20 }));
+  assert.equal(decodes.length, 0, "a part before any whole picture is not decoded");
+  ws.binary(image(2, { full: true }));
+  assert.equal(decodes[0].bitmap.blob.opts.type, "image/jpeg");
+  decodes[0].done();
+  await settle();
+  assert.deepEqual(drawn, ["image 2 at 0,0 full of 1280x720"]);
+  assert.equal(decodes[0].bitmap.closed, true, "the bitmap is closed once painted");
+  assert.deepEqual(named(events, "frame").map((f) => [f.seq, f.key, f.captureUs]), [[2, true, 5002]]);
+});
+
+test("JPEG mode: images and tiles are painted in the order they came, whatever order they decode in", async () => {
+  const { ws, events, drawn, decodes } = jpegSession();
+  ws.binary(image(1, { full: true }));
+  ws.binary(image(2, { x: 100, y: 0, width: 50, height: 50, last: false }));
+  ws.binary(tile(0, 5, 6, 1, 1));
+  ws.binary(image(2, { x: 300, y: 0, width: 50, height: 50 }));
+  decodes[2].done();
+  decodes[1].done();
+  await settle();
+  assert.deepEqual(drawn, [], "nothing before the first image is decoded");
+  decodes[0].done();
+  await settle();
+  assert.deepEqual(drawn, ["image 1 at 0,0 full of 1280x720", "image 2 at 100,0 of 1280x720", "tile 0 at 5,6", "image 2 at 300,0 of 1280x720"]);
+  assert.deepEqual(named(events, "frame").map((f) => f.seq), [1, 2], "one frame per update, at its last image");
+  ws.binary(image(3, { x: 1, y: 1, width: 2, height: 2 }));
+  decodes[3].done();
+  await settle();
+  assert.equal(drawn.length, 5, "no tile is painted again over a later image");
+});
+
+test("JPEG mode: a failed decode drops what waits and asks for the whole screen", async () => {
+  const { s, ws, events, drawn, decodes } = jpegSession();
+  ws.binary(image(1, { full: true }));
+  ws.binary(image(2, { x: 8, y: 8, width: 8, height: 8 }));
+  decodes[0].fail();
+  decodes[1].done();
+  await settle();
+  assert.deepEqual(drawn, []);
+  assert.match(named(events, "error")[0], /image decode: corrupt JPEG/);
+  assert.deepEqual(ws.sent.filter((m) => m.type === "keyframe").length, 1);
+  assert.equal(decodes[1].bitmap.closed, true, "a dropped image's bitmap is closed too");
+  ws.binary(image(3, { x: 8, y: 8, width: 8, height: 8 }));
+  assert.equal(decodes.length, 2, "parts wait for the whole screen again");
+  ws.binary(image(4, { full: true }));
+  decodes[2].done();
+  await settle();
+  assert.deepEqual(drawn, ["image 4 at 0,0 full of 1280x720"]);
+  assert.equal(s.stats.resets, 1);
+});
+
+test("JPEG mode: a page that cannot keep up skips to the whole screen, bounded", async () => {
+  const { s, ws, decodes } = jpegSession();
+  ws.binary(image(1, { full: true }));
+  for (let i = 0; i < 40; i += 1) ws.binary(image(2 + i, { x: i, y: 0, width: 1, height: 1 }));
+  assert.equal(decodes.length, 32, "at most 32 wait to be painted");
+  assert.equal(ws.sent.filter((m) => m.type === "keyframe").length, 1);
+  assert.ok(s.stats.dropped >= 8);
+  for (const d of decodes) d.done();
+  await settle();
+  assert.equal(s.paintQueue, 0);
+});

@@ -1,10 +1,10 @@
 // Transport choice (docs/native-stream.md "Choosing a transport").
 import test from "node:test";
 import assert from "node:assert/strict";
-import { chooseTransport, forcedTransport, parseSession, transportLabel, WS, WEBRTC } from "../transport.js";
+import { chooseTransport, forcedCodec, forcedTransport, parseSession, transportLabel, WS, WEBRTC } from "../transport.js";
 
 const session = (webrtc, ws, access = "control") => parseSession({ access, transports: { webrtc, ws: { enabled: ws } } });
-const both = { webcodecs: true, webrtc: true };
+const both = { webcodecs: true, images: true, webrtc: true };
 
 test("?transport= forces one", () => {
   assert.equal(forcedTransport("?transport=ws"), WS);
@@ -13,8 +13,8 @@ test("?transport= forces one", () => {
   assert.equal(forcedTransport("?transport=carrier-pigeon"), null);
   assert.equal(forcedTransport(""), null);
   const s = session({ configured: true, ready: true }, true);
-  assert.deepEqual(chooseTransport({ forced: WS, session: s, can: both }), { transport: WS, fallback: false, problem: null });
-  assert.deepEqual(chooseTransport({ forced: WEBRTC, session: session({ configured: false }, true), can: both }), { transport: WEBRTC, fallback: false, problem: null });
+  assert.deepEqual(chooseTransport({ forced: WS, session: s, can: both }), { transport: WS, codec: "h264", fallback: false, problem: null });
+  assert.deepEqual(chooseTransport({ forced: WEBRTC, session: session({ configured: false }, true), can: both }), { transport: WEBRTC, codec: null, fallback: false, problem: null });
 });
 
 test("/api/session is validated", () => {
@@ -32,28 +32,50 @@ test("the native stream when neko is not configured or not ready", () => {
 
 test("WebRTC when neko is ready, giving way to the native stream if it shows no video", () => {
   const s = session({ configured: true, ready: true }, true);
-  assert.deepEqual(chooseTransport({ session: s, can: both }), { transport: WEBRTC, fallback: true, problem: null });
+  assert.deepEqual(chooseTransport({ session: s, can: both }), { transport: WEBRTC, codec: null, fallback: true, problem: null });
   assert.equal(chooseTransport({ session: s, can: both, gaveUpWebrtc: true }).transport, WS);
   // Without the native stream there is nothing to fall back to.
-  assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: true }, false), can: both }), { transport: WEBRTC, fallback: false, problem: null });
+  assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: true }, false), can: both }), { transport: WEBRTC, codec: null, fallback: false, problem: null });
   assert.equal(chooseTransport({ session: session({ configured: true, ready: false }, false), can: both }).transport, WEBRTC);
 });
 
 test("an older deskd without /api/session gets WebRTC", () => {
-  assert.deepEqual(chooseTransport({ session: null, can: both }), { transport: WEBRTC, fallback: false, problem: null });
+  assert.deepEqual(chooseTransport({ session: null, can: both }), { transport: WEBRTC, codec: null, fallback: false, problem: null });
 });
 
-test("a browser without WebCodecs", () => {
-  const noCodecs = { webcodecs: false, webrtc: true };
-  assert.deepEqual(chooseTransport({ forced: WS, session: null, can: noCodecs }), { transport: null, fallback: false, problem: "no-webcodecs" });
-  assert.deepEqual(chooseTransport({ session: session({ configured: false }, true), can: noCodecs }), { transport: null, fallback: false, problem: "no-webcodecs" });
+test("a browser without WebCodecs gets JPEG images on the native stream", () => {
+  const noCodecs = { webcodecs: false, images: true, webrtc: true };
+  const jpeg = { transport: WS, codec: "jpeg", fallback: false, problem: null };
+  assert.deepEqual(chooseTransport({ forced: WS, session: null, can: noCodecs }), jpeg);
+  assert.deepEqual(chooseTransport({ session: session({ configured: false }, true), can: noCodecs }), jpeg);
+  assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: false }, true), can: noCodecs }), jpeg);
+  // WebRTC when neko is ready, falling back to the images.
+  assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: true }, true), can: noCodecs }), { transport: WEBRTC, codec: null, fallback: true, problem: null });
+  // ?codec=h264 insists on WebCodecs; ?codec=jpeg takes images even with WebCodecs.
+  assert.deepEqual(chooseTransport({ forced: WS, codec: "h264", session: null, can: noCodecs }), { transport: null, codec: null, fallback: false, problem: "no-webcodecs" });
+  assert.deepEqual(chooseTransport({ codec: "jpeg", session: session({ configured: false }, true), can: both }), jpeg);
+});
+
+test("a browser that decodes neither", () => {
+  const nothing = { webcodecs: false, images: false, webrtc: true };
+  assert.deepEqual(chooseTransport({ forced: WS, session: null, can: nothing }), { transport: null, codec: null, fallback: false, problem: "no-webcodecs" });
+  assert.deepEqual(chooseTransport({ session: session({ configured: false }, true), can: nothing }), { transport: null, codec: null, fallback: false, problem: "no-webcodecs" });
   // WebRTC if the server has it, even when not ready yet (it retries), and says why not native.
-  assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: false }, true), can: noCodecs }), { transport: WEBRTC, fallback: false, problem: "no-webcodecs" });
-  assert.deepEqual(chooseTransport({ forced: WEBRTC, session: null, can: { webcodecs: true, webrtc: false } }), { transport: null, fallback: false, problem: "no-webrtc" });
+  assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: false }, true), can: nothing }), { transport: WEBRTC, codec: null, fallback: false, problem: "no-webcodecs" });
+  assert.deepEqual(chooseTransport({ forced: WEBRTC, session: null, can: { webcodecs: true, images: true, webrtc: false } }), { transport: null, codec: null, fallback: false, problem: "no-webrtc" });
+});
+
+test("?codec= forces the native stream's codec", () => {
+  assert.equal(forcedCodec("?codec=jpeg"), "jpeg");
+  assert.equal(forcedCodec("?transport=ws&codec=H264"), "h264");
+  assert.equal(forcedCodec("?codec=vp9"), null);
+  assert.equal(forcedCodec(""), null);
 });
 
 test("labels", () => {
   assert.equal(transportLabel(WS), "WebSocket");
+  assert.equal(transportLabel(WS, "h264"), "WebSocket");
+  assert.equal(transportLabel(WS, "jpeg"), "WebSocket (JPEG)");
   assert.equal(transportLabel(WEBRTC), "WebRTC");
   assert.equal(transportLabel(null), "");
 });
