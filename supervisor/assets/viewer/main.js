@@ -12,7 +12,7 @@ import { NativeSession } from "./native.js";
 import { available as remoteAvailable, RemoteNativeSession, startWorker } from "./native-remote.js";
 import { encodePing } from "./protocol.js";
 import { ScreenView } from "./screen.js";
-import { earlyStill } from "./still.js";
+import { stillLoaded } from "./still.js";
 import { CONTROL_WAIT_MS, ControlTracker, liveDetail, stateText, unsupportedText } from "./status.js";
 import { TouchGestures } from "./touch.js";
 import { chooseTransport, forcedCodec, forcedTransport, parseSession, transportLabel, WEBRTC_FALLBACK_MS, WS } from "./transport.js";
@@ -473,23 +473,13 @@ window.addEventListener("online", () => {
 // ---- the still: a picture at once -------------------------------------------------------------
 
 async function showStill() {
-  const got = await earlyStill;
-  if (!got || got.error) {
-    // No display, or deskd without the agent API: wait for video.
-    remember(debug.errors, `still: ${got ? got.error : "none"}`);
+  if (!(await stillLoaded(els.still))) {
+    // No display yet, or deskd without the agent API: wait for video.
+    screenView.noStill();
+    remember(debug.errors, "still: no picture");
     return;
   }
-  const url = URL.createObjectURL(got.blob);
-  try {
-    if (!(await screenView.showStill(url))) {
-      URL.revokeObjectURL(url);
-      return;
-    }
-  } catch (err) {
-    URL.revokeObjectURL(url);
-    remember(debug.errors, `still: ${err && err.message ? err.message : err}`);
-    return;
-  }
+  if (!screenView.adoptStill()) return;
   debug.firstStill = { ...stamp(), width: els.still.naturalWidth, height: els.still.naturalHeight };
   refreshStatus();
   renderCursor();

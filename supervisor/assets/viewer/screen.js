@@ -1,8 +1,8 @@
 // The picture on the page: which element shows the desktop (the <video> for WebRTC, the
 // <canvas> for the native stream; that one carries id="screen", so tools and tests find it),
-// the still shown until the first live frame (same letterboxing: every element is
-// object-fit: contain over the same box), and the picture size that letterboxing and pointer
-// mapping use. The native stream paints the canvas itself (paint.js) in the page, or from the
+// the still (index.html's <img>) shown until the first live frame (same letterboxing: every
+// element is object-fit: contain over the same box), and the picture size that letterboxing
+// and pointer mapping use. The native stream paints the canvas itself (paint.js) in the page, or from the
 // stream worker through an OffscreenCanvas: a canvas serves one such session, so each one gets
 // a fresh canvas element in the old one's place.
 
@@ -16,7 +16,7 @@ export class ScreenView {
     /** The size of the picture a worker painted last (its canvas cannot be read here). */
     this.remoteSize = null;
     this.everLive = false;
-    this.stillUrl = null;
+    this.stillReady = false;
   }
 
   /** Puts id="screen" on the element of `transport` ("ws": the canvas, else the video). */
@@ -31,30 +31,41 @@ export class ScreenView {
     if (native && this.video.srcObject) this.video.srcObject = null;
   }
 
-  /** Shows a still (an object URL) until the first live frame; false if video came first. */
-  async showStill(url) {
-    if (this.everLive) return false;
-    this.still.src = url;
-    await this.still.decode(); // throws when it is not an image
-    if (this.everLive) return false;
-    this.stillUrl = url;
+  /**
+   * The still element has its picture (index.html asks for it): shown until the first live
+   * frame; false (and hidden) if video came first.
+   */
+  adoptStill() {
+    if (this.everLive) {
+      this.dropStill();
+      return false;
+    }
+    this.stillReady = true;
     this.still.hidden = false;
     return true;
   }
 
+  /** The still has no picture (it failed): out of the way. */
+  noStill() {
+    this.dropStill();
+  }
+
   get stillShown() {
-    return !this.still.hidden;
+    return Boolean(this.stillReady) && !this.still.hidden;
   }
 
   /** The first live frame is on screen: the still goes. */
   firstFrame() {
     this.everLive = true;
+    this.dropStill();
+  }
+
+  dropStill() {
+    this.stillReady = false;
     this.still.hidden = true;
-    if (this.stillUrl) {
-      this.still.removeAttribute("src");
-      URL.revokeObjectURL(this.stillUrl);
-      this.stillUrl = null;
-    }
+    // Without srcset and src the element lets go of the image (and asks for no other).
+    this.still.removeAttribute("srcset");
+    this.still.removeAttribute("src");
   }
 
   /** Paints a decoded VideoFrame on the canvas; true when the canvas changed size. */

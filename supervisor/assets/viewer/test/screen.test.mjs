@@ -2,22 +2,37 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import { ScreenView } from "../screen.js";
-import { earlyStill, fetchStill, stillUrl } from "../still.js";
+import { readFileSync } from "node:fs";
+import { STILL_WIDTHS, stillLoaded, stillSrcset, stillUrl } from "../still.js";
 
-test("the still is asked for at the stage's width in device pixels", () => {
-  assert.equal(stillUrl(1280, 1), "/api/screenshot?format=jpeg&quality=75&max_width=1280");
-  assert.equal(stillUrl(420, 3), "/api/screenshot?format=jpeg&quality=75&max_width=1260");
-  assert.equal(stillUrl(0, NaN), "/api/screenshot?format=jpeg&quality=75&max_width=64");
-  assert.equal(stillUrl(5000, 2, 60), "/api/screenshot?format=jpeg&quality=60&max_width=3840");
-  assert.equal(earlyStill, null, "no request outside a page");
+test("index.html asks for the still itself, at every width still.js names", () => {
+  const html = readFileSync(new URL("../index.html", import.meta.url), "utf8");
+  const img = html.match(/<img id="still"[^>]*>/s);
+  assert.ok(img, "the still's <img> is in the page");
+  const srcset = img[0].match(/srcset="([^"]*)"/s)[1].replace(/&amp;/g, "&").replace(/\s+/g, " ");
+  assert.equal(srcset, stillSrcset());
+  assert.match(img[0], /sizes="100vw"/);
+  assert.doesNotMatch(img[0], /\shidden/, "shown as soon as the browser has it");
+  assert.equal(stillUrl(1280), "/api/screenshot?format=jpeg&quality=75&max_width=1280");
+  assert.deepEqual(STILL_WIDTHS, [...STILL_WIDTHS].sort((a, b) => a - b));
 });
 
-test("fetchStill takes images only and never throws", async () => {
-  const answer = (status, type) => async () => ({ ok: status === 200, status, headers: { get: () => type }, blob: async () => "BLOB" });
-  assert.deepEqual(await fetchStill("/s", answer(200, "image/jpeg")), { blob: "BLOB" });
-  assert.deepEqual(await fetchStill("/s", answer(503, "application/json")), { error: "503 application/json" });
-  assert.deepEqual(await fetchStill("/s", answer(200, "text/html")), { error: "200 text/html" });
-  assert.deepEqual(await fetchStill("/s", async () => { throw new TypeError("network down"); }), { error: "network down" });
+test("stillLoaded settles at once for a settled element, else on load or error", async () => {
+  assert.equal(await stillLoaded({ complete: true, naturalWidth: 1280 }), true);
+  assert.equal(await stillLoaded({ complete: true, naturalWidth: 0 }), false, "a broken image");
+  const waiting = () => {
+    const on = {};
+    return { complete: false, naturalWidth: 0, on, addEventListener: (ev, f) => (on[ev] = f) };
+  };
+  const a = waiting();
+  const pa = stillLoaded(a);
+  a.naturalWidth = 640;
+  a.on.load();
+  assert.equal(await pa, true);
+  const b = waiting();
+  const pb = stillLoaded(b);
+  b.on.error();
+  assert.equal(await pb, false);
 });
 
 const el = (props = {}) => ({ id: "", hidden: false, ...props });
@@ -37,19 +52,22 @@ test("id=screen follows the transport's element", () => {
 test("the still's size counts until the first frame, then the canvas's", async () => {
   const drawnWith = [];
   const canvas = el({ width: 300, height: 150, getContext: () => ({ drawImage: (...a) => drawnWith.push(a.slice(1)) }) });
-  const still = el({ hidden: true, naturalWidth: 1280, naturalHeight: 720, decode: async () => {}, removeAttribute() {} });
+  const removed = [];
+  const still = el({ naturalWidth: 1280, naturalHeight: 720, removeAttribute: (a) => removed.push(a) });
   const v = new ScreenView({ video: el(), canvas, still });
   v.use("ws");
-  globalThis.URL.revokeObjectURL = () => {};
-  assert.equal(await v.showStill("blob:x"), true);
+  assert.equal(v.stillShown, false, "not before it has its picture");
+  assert.equal(v.adoptStill(), true);
+  assert.equal(v.stillShown, true);
   assert.deepEqual(v.size(), { width: 1280, height: 720 });
   assert.equal(v.draw({ displayWidth: 1280, displayHeight: 720 }), true);
   assert.equal(v.draw({ displayWidth: 1280, displayHeight: 720 }), false);
   v.firstFrame();
   assert.equal(still.hidden, true);
+  assert.deepEqual(removed, ["srcset", "src"], "the still lets go of its image");
   assert.deepEqual(v.size(), { width: 1280, height: 720 });
   assert.deepEqual(drawnWith[0], [0, 0, 1280, 720]);
   // A still that arrives after live video is not shown.
-  assert.equal(await v.showStill("blob:y"), false);
+  assert.equal(v.adoptStill(), false);
   assert.equal(still.hidden, true);
 });
