@@ -1005,6 +1005,40 @@ async fn a_viewer_without_webcodecs_gets_jpeg_images_of_what_changed() {
         "no H.264 while only image viewers watch"
     );
 
+    // Text that scrolls: the rows the viewer has are copied, only the new ones go as an
+    // image. Rows of distinct colours over the box, then moved up by 16 and a new band.
+    let row_colour = |row: u16| 0x010101 * u32::from(row % 200) + 0x300000;
+    win.put_image(0, 0, 320, 200, |_, row| row_colour(row));
+    while next(&mut ws, Duration::from_millis(400)).await.is_some() {}
+    win.scroll_up(0, 0, 320, 200, 16);
+    win.fill(0x00ffff, 0, 184, 320, 16);
+    let mut copy = None;
+    let mut images = Vec::new();
+    while let Some(m) = next(&mut ws, Duration::from_millis(400)).await {
+        if let Message::Binary(b) = &m {
+            if b.first() == Some(&0x14) {
+                let u = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+                copy.get_or_insert((u(6), u(8), u(10), u(12), u(14), u(16)));
+            }
+        }
+        if let Some(i) = image(&m) {
+            images.push((i.x, i.y, i.width, i.height));
+        }
+    }
+    let (sx, sy, cw, ch, dx, dy) = copy.expect("a copy for the rows that scrolled");
+    assert_eq!((sx, dx), (0, 0));
+    assert_eq!(sy, dy + 16, "moved up by 16 rows");
+    assert!(
+        dy == 0 && ch >= 150 && cw >= 300,
+        "most of the box: {cw}x{ch} from {sy} to {dy}"
+    );
+    assert!(
+        images
+            .iter()
+            .all(|&(_, y, _, h)| y >= dy + ch || y + h <= dy || h < 40),
+        "images only for rows the copy does not fill: {images:?}"
+    );
+
     // A key frame request gets the whole screen again.
     ws.send(Message::Text(r#"{"type":"keyframe"}"#.into()))
         .await
@@ -1014,5 +1048,9 @@ async fn a_viewer_without_webcodecs_gets_jpeg_images_of_what_changed() {
         .expect("the whole screen on request");
     assert_eq!(again.flags & 1, 1);
     assert!(near(again.pic.at(500, 350), [255, 255, 255]));
-    assert!(near(again.pic.at(43, 100), [255, 0, 0]));
+    assert!(
+        near(again.pic.at(100, 190), [0, 255, 255]),
+        "{:?}",
+        again.pic.at(100, 190)
+    );
 }

@@ -19,6 +19,9 @@ export const IMAGE = 0x13;
 export const IMAGE_HEADER = 22;
 const IMAGE_FULL = 0x01;
 const IMAGE_LAST = 0x02;
+export const COPY = 0x14;
+/** Type byte, flags, seq, src x, src y, width, height, dst x, dst y. */
+export const COPY_LEN = 18;
 const KEY_FLAG = 0x01;
 
 function bytesOf(data) {
@@ -33,7 +36,8 @@ function bytesOf(data) {
  * one Annex B access unit); tiles `{type: "tile", seq, x, y, width, height, rgba}` (`rgba` a
  * Uint8ClampedArray view of width*height pixels), and fills the same with `fill: [r, g, b]`
  * instead of `rgba`; images `{type: "image", full, last, seq, captureUs, x, y, width, height,
- * data}` (`data` a view of the JPEG); 0x01–0x03 are neko's messages (see protocol.js). Null for anything too
+ * data}` (`data` a view of the JPEG) and copies `{type: "copy", last, seq, sx, sy, width, height,
+ * dx, dy}`; 0x01–0x03 are neko's messages (see protocol.js). Null for anything too
  * short or a tile whose size does not match; never throws.
  */
 export function decodeStreamBinary(data) {
@@ -42,6 +46,7 @@ export function decodeStreamBinary(data) {
   if (bytes[0] === TILE) return decodeTile(bytes);
   if (bytes[0] === FILL) return decodeFill(bytes);
   if (bytes[0] === IMAGE) return decodeImage(bytes);
+  if (bytes[0] === COPY) return decodeCopy(bytes);
   if (bytes[0] !== VIDEO_FRAME) return decodeServerMessage(bytes);
   if (bytes.length <= VIDEO_HEADER) return null;
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -99,6 +104,14 @@ function decodeImage(bytes) {
     height,
     data: bytes.subarray(IMAGE_HEADER),
   };
+}
+
+function decodeCopy(bytes) {
+  if (bytes.length !== COPY_LEN) return null;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const [width, height] = [v.getUint16(10), v.getUint16(12)];
+  if (width === 0 || height === 0) return null;
+  return { type: "copy", last: (v.getUint8(1) & IMAGE_LAST) !== 0, seq: v.getUint32(2), sx: v.getUint16(6), sy: v.getUint16(8), width, height, dx: v.getUint16(14), dy: v.getUint16(16) };
 }
 
 /** Whether frame number `a` comes after `b` (32-bit, wrapping). */

@@ -302,7 +302,7 @@ function nativeSession(on, codec) {
     spareWorker = null;
     return new RemoteNativeSession({ url, canvas, on, worker });
   }
-  return new NativeSession({ url, on, draw: (frame) => drawFrame(frame), drawTile: (t) => screenView.drawTile(t) });
+  return new NativeSession({ url, on, draw: (frame) => drawFrame(frame), drawTile: (t) => screenView.drawTile(t), drawCopy: (c) => screenView.painter.copy(c) });
 }
 
 function onSession(s, ev, d) {

@@ -33,6 +33,8 @@ export class NativeSession {
    *   {seq, captureUs, key}), "tile" (each tile's {seq, x, y, width, height, drawn, receivedMs}), "unsupported" (the codec), "error", "close";
    * - `draw(frame, meta)`: paints a VideoFrame (closed by the session afterwards), or in JPEG
    *   mode an image {bitmap, x, y, full, displayWidth, displayHeight};
+   * - `drawCopy(copy)`: JPEG mode: copies a box of the picture within it ({sx, sy, width,
+   *   height, dx, dy}: rows that scrolled);
    * - `drawTile(tile)`: paints a tile ({x, y, width, height, rgba}); false if it could not
    *   (nothing drawn yet);
    * - `WebSocketImpl`, `VideoDecoderImpl`, `EncodedVideoChunkImpl`, `createImageBitmapImpl`,
@@ -43,6 +45,7 @@ export class NativeSession {
     on = () => {},
     draw = () => {},
     drawTile = () => false,
+    drawCopy = () => false,
     WebSocketImpl = globalThis.WebSocket,
     VideoDecoderImpl = globalThis.VideoDecoder,
     EncodedVideoChunkImpl = globalThis.EncodedVideoChunk,
@@ -51,7 +54,7 @@ export class NativeSession {
     BlobImpl = globalThis.Blob,
     now = () => Date.now(),
   }) {
-    Object.assign(this, { url, on, draw, drawTile, WebSocketImpl, VideoDecoderImpl, EncodedVideoChunkImpl, createImageBitmapImpl, BlobImpl, now });
+    Object.assign(this, { url, on, draw, drawTile, drawCopy, WebSocketImpl, VideoDecoderImpl, EncodedVideoChunkImpl, createImageBitmapImpl, BlobImpl, now });
     this.name = "ws";
     this.ws = null;
     this.opened = false;
@@ -115,6 +118,7 @@ export class NativeSession {
     if (!m) return;
     if (m.type === "video") this.video(m);
     else if (m.type === "image") this.image(m);
+    else if (m.type === "copy") this.copy(m);
     else if (m.type === "tile") this.tile(m);
     else if (m.type !== "unknown") this.on("server-message", m);
   }
@@ -252,6 +256,20 @@ export class NativeSession {
       this.stats.decoded += 1;
       this.draw({ bitmap, x: m.x, y: m.y, full: m.full, displayWidth: width, displayHeight: height }, meta);
       if (m.last) this.on("frame", meta);
+    });
+  }
+
+  /** JPEG mode: rows the client has already, moved (a scroll), in turn with the images. */
+  copy(m) {
+    this.stats.received += 1;
+    if (!this.jpeg || this.waitKey) {
+      this.stats.dropped += 1;
+      return;
+    }
+    const receivedMs = this.now();
+    this.inOrder(null, () => {
+      this.drawCopy(m);
+      if (m.last) this.on("frame", { seq: m.seq, captureUs: null, key: false, receivedMs });
     });
   }
 

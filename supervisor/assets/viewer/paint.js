@@ -31,6 +31,14 @@ export class Painter {
     return resized;
   }
 
+  /** Copies a box of the picture ({sx, sy, width, height, dx, dy}) within it; false before any frame. */
+  copy(c) {
+    if (!this.ctx || !this.drawn) return false;
+    // A canvas drawn onto itself reads the picture as it was before the call, overlap or not.
+    this.ctx.drawImage(this.canvas, c.sx, c.sy, c.width, c.height, c.dx, c.dy, c.width, c.height);
+    return true;
+  }
+
   /**
    * Paints a tile ({x, y, width, height} and `rgba` pixels or a `fill` colour [r, g, b]) over
    * the picture; false before any frame.

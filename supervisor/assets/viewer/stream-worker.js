@@ -44,6 +44,7 @@ function start(url, canvas) {
       meta.height = frame.displayHeight;
     },
     drawTile: (t) => painter.tile(t),
+    drawCopy: (c) => painter.copy(c),
   });
   session.start();
   session.ws.addEventListener("open", () => post("state"));

@@ -33,6 +33,7 @@ use super::convert::I420;
 use super::encoder::{codec_string, Encoder, EncoderSettings};
 use super::image::{self, Dirty};
 use super::protocol::{self, Codec};
+use super::scroll;
 use super::tile;
 use crate::metrics::Metrics;
 
@@ -259,6 +260,25 @@ struct Images {
     /// The whole screen is due (the screen changed size).
     full: bool,
     seq: u32,
+    /// The screen as the image viewers have it (exact pixels; theirs may be JPEG's), to find
+    /// what scrolled and what did not change. Empty until the first whole picture.
+    shown: Vec<u8>,
+}
+
+impl Images {
+    /// The image viewers now have `rect` of `pixels`.
+    fn sent(&mut self, pixels: &[u8], stride: usize, rect: Rect) {
+        if self.shown.len() != pixels.len() {
+            return;
+        }
+        let (x, w) = (usize::from(rect.x) * 4, usize::from(rect.width) * 4);
+        for y in usize::from(rect.y)..usize::from(rect.y) + usize::from(rect.height) {
+            let i = y * stride + x;
+            if let (Some(dst), Some(src)) = (self.shown.get_mut(i..i + w), pixels.get(i..i + w)) {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
 }
 
 fn stream(shared: &Shared) -> Result<(), String> {
@@ -437,8 +457,10 @@ fn take_change(
     tiles: &mut tile::Budget,
     images: &mut Images,
 ) {
-    if !send_tile(shared, cap, damage.rect, f, seq.wrapping_add(1), tiles) {
-        if let Some(r) = tile::clip(damage.rect, (f.width, f.height)) {
+    if let Some(r) = tile::clip(damage.rect, (f.width, f.height)) {
+        if send_tile(shared, cap, r, f, seq.wrapping_add(1), tiles) {
+            images.sent(cap.pixels(), cap.stride(), r);
+        } else {
             images.dirty.add(r);
         }
     }
@@ -518,6 +540,7 @@ fn send_images(
     let (boxes, fine) = if full {
         images.dirty.clear();
         images.full = false;
+        images.shown = cap.pixels().to_vec();
         (vec![screen], false)
     } else if !images.dirty.is_empty() {
         (images.dirty.take(), false)
@@ -526,28 +549,69 @@ fn send_images(
     } else {
         return Ok(false);
     };
-    let boxes: Vec<Rect> = boxes
+    let (pixels, stride) = (cap.pixels(), cap.stride());
+    // What the viewers have already: rows that scrolled are copied, rows that did not change
+    // are not sent (one or two boxes, as a terminal or a page makes; more go as they are).
+    let mut copies = Vec::new();
+    let mut parts = Vec::new();
+    for b in boxes
         .into_iter()
         .filter_map(|b| tile::clip(b, (f.width, f.height)))
-        .collect();
-    if boxes.is_empty() {
+    {
+        if full || fine {
+            parts.push(b);
+            continue;
+        }
+        let Some(b) = scroll::trim(&images.shown, pixels, stride, b) else {
+            continue;
+        };
+        match (copies.len() < 2)
+            .then(|| scroll::find(&images.shown, pixels, stride, b))
+            .flatten()
+        {
+            Some(s) => {
+                copies.push(s);
+                parts.extend(scroll::rest(b, &s));
+            }
+            None => parts.push(b),
+        }
+    }
+    if copies.is_empty() && parts.is_empty() {
         return Ok(false);
     }
     images.seq = images.seq.wrapping_add(1);
-    let mut msgs = Vec::with_capacity(boxes.len());
-    for (i, b) in boxes.iter().enumerate() {
-        let started = Instant::now();
-        let jpeg =
-            image::encode(cap.pixels(), cap.stride(), *b, fine).map_err(|e| e.to_string())?;
-        shared.metrics.stream_image(started.elapsed(), jpeg.len());
+    let count = copies.len() + parts.len();
+    let flags = |i: usize| {
         let mut flags = 0;
         if full {
             flags |= protocol::IMAGE_FULL;
         }
-        if i + 1 == boxes.len() {
+        if i + 1 == count {
             flags |= protocol::IMAGE_LAST;
         }
-        msgs.push(protocol::image(flags, images.seq, capture_us, *b, &jpeg));
+        flags
+    };
+    let mut msgs = Vec::with_capacity(count);
+    for (i, c) in copies.iter().enumerate() {
+        msgs.push(protocol::copy(flags(i), images.seq, c));
+        images.sent(pixels, stride, c.dst());
+        // Moved pictures keep their quality: what was coarse is coarse where it went.
+        if let Some(coarse) = images.coarse {
+            images.coarse = Some(image::union(coarse, c.dst()));
+        }
+    }
+    for (i, b) in parts.iter().enumerate() {
+        let started = Instant::now();
+        let jpeg = image::encode(pixels, stride, *b, fine).map_err(|e| e.to_string())?;
+        shared.metrics.stream_image(started.elapsed(), jpeg.len());
+        msgs.push(protocol::image(
+            flags(copies.len() + i),
+            images.seq,
+            capture_us,
+            *b,
+            &jpeg,
+        ));
+        images.sent(pixels, stride, *b);
         if !fine {
             images.coarse = Some(images.coarse.map_or(*b, |c| image::union(c, *b)));
         }

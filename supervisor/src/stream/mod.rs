@@ -6,7 +6,8 @@
 //! Submodules: [`capture`] (XDamage + MIT-SHM + XFixes cursor), [`convert`] (BGRX → I420,
 //! pure), [`encoder`] (openh264), [`hub`] (the per-display capture/encode thread and the
 //! viewers' bounded queues), [`tile`] (small changes sent as pixels ahead of the video),
-//! [`image`] (changed boxes as JPEG, for browsers without WebCodecs), [`protocol`] (the framing, pure), [`input`] (control clients' input through XTEST on a
+//! [`image`] (changed boxes as JPEG, for browsers without WebCodecs), [`scroll`] (moved rows
+//! found for those viewers, sent as a copy), [`protocol`] (the framing, pure), [`input`] (control clients' input through XTEST on a
 //! thread of its own).
 
 pub mod capture;
@@ -16,6 +17,7 @@ pub mod hub;
 pub mod image;
 pub mod input;
 pub mod protocol;
+pub mod scroll;
 pub mod tile;
 
 use std::sync::Arc;

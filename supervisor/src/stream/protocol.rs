@@ -29,8 +29,11 @@ pub const IMAGE: u8 = 0x13;
 pub const IMAGE_HEADER: usize = 22;
 /// `0x13` flags: a picture of the whole screen (the canvas takes its size).
 pub const IMAGE_FULL: u8 = 0x01;
-/// `0x13` flags: the last image of this update.
+/// `0x13` and `0x14` flags: the last message of this update.
 pub const IMAGE_LAST: u8 = 0x02;
+pub const COPY: u8 = 0x14;
+/// A copy message's size.
+pub const COPY_LEN: usize = 18;
 
 /// What a viewer decodes, chosen with `/stream/ws?codec=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -156,6 +159,21 @@ pub fn image(
     b.put_u16(rect.width);
     b.put_u16(rect.height);
     b.put_slice(jpeg);
+    b.freeze()
+}
+
+/// `0x14` copy: the client's rows `src_y..` of the columns of `s` go to `dst_y..`.
+pub fn copy(flags: u8, seq: u32, s: &super::scroll::Scroll) -> Bytes {
+    let mut b = BytesMut::with_capacity(COPY_LEN);
+    b.put_u8(COPY);
+    b.put_u8(flags);
+    b.put_u32(seq);
+    b.put_u16(s.x);
+    b.put_u16(s.src_y);
+    b.put_u16(s.width);
+    b.put_u16(s.height);
+    b.put_u16(s.x);
+    b.put_u16(s.dst_y);
     b.freeze()
 }
 

@@ -299,11 +299,16 @@ impl TestWindow {
     /// in one PutImage request (one damage event), and waits until the server has drawn them.
     /// The box must fit in one request (w·h·4 up to 256 KiB).
     pub fn put_stripes(&self, a: u32, b: u32, x: i16, y: i16, w: u16, h: u16) {
+        self.put_image(x, y, w, h, |col, _| if col / 8 % 2 == 0 { a } else { b });
+    }
+
+    /// Draws `px(col, row)` (0xRRGGBB) over a w×h box at (x, y) in one PutImage request, and
+    /// waits until the server has drawn it. The box must fit in one request (256 KiB).
+    pub fn put_image(&self, x: i16, y: i16, w: u16, h: u16, px: impl Fn(u16, u16) -> u32) {
         let mut data = Vec::with_capacity(usize::from(w) * usize::from(h) * 4);
-        for _ in 0..h {
+        for row in 0..h {
             for col in 0..w {
-                let rgb = if col / 8 % 2 == 0 { a } else { b };
-                data.extend_from_slice(&rgb.to_le_bytes());
+                data.extend_from_slice(&px(col, row).to_le_bytes());
             }
         }
         let depth = self.conn.setup().roots[0].root_depth;
@@ -321,6 +326,29 @@ impl TestWindow {
                 &data,
             )
             .expect("put image");
+        self.sync();
+    }
+
+    /// Moves the w×h box at (x, y + by) up by `by` rows (XCopyArea, as a terminal scrolls),
+    /// and waits until the server has done it.
+    pub fn scroll_up(&self, x: i16, y: i16, w: u16, h: u16, by: u16) {
+        self.conn
+            .copy_area(
+                self.window,
+                self.window,
+                self.gc,
+                x,
+                y + by as i16,
+                x,
+                y,
+                w,
+                h - by,
+            )
+            .expect("copy area");
+        self.sync();
+    }
+
+    fn sync(&self) {
         self.conn
             .get_input_focus()
             .expect("sync")

@@ -110,6 +110,13 @@ test("an image: a 22-byte header, then the JPEG", () => {
   assert.equal(decodeStreamBinary(new Uint8Array([0x13, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 5, 0, 10, 0, 20, 0, 0, 0, 40, 1]).buffer), null, "empty box");
 });
 
+test("a copy: 18 bytes, a box and where it goes", () => {
+  const bytes = [0x14, 2, 0, 0, 0, 4, 0, 0, 0, 16, 5, 0, 2, 188, 0, 0, 0, 0];
+  assert.deepEqual(decodeStreamBinary(new Uint8Array(bytes).buffer), { type: "copy", last: true, seq: 4, sx: 0, sy: 16, width: 1280, height: 700, dx: 0, dy: 0 });
+  assert.equal(decodeStreamBinary(new Uint8Array(bytes.slice(0, 17)).buffer), null, "short");
+  assert.equal(decodeStreamBinary(new Uint8Array([0x14, 0, 0, 0, 0, 4, 0, 0, 0, 16, 0, 0, 2, 188, 0, 0, 0, 0]).buffer), null, "empty box");
+});
+
 test("frame numbers compare across the 32-bit wrap", () => {
   assert.equal(seqAfter(5, 4), true);
   assert.equal(seqAfter(4, 4), false);

@@ -140,6 +140,7 @@ test("the painter sizes the canvas to the frame and paints tiles only over a pic
   assert.equal(p.frame({ displayWidth: 1280, displayHeight: 720 }), false);
   assert.equal(p.tile(tile), true);
   assert.equal(p.tile({ x: 0, y: 10, width: 1280, height: 700, fill: [255, 0, 17] }), true);
+  assert.equal(p.copy({ sx: 0, sy: 16, width: 1280, height: 700, dx: 0, dy: 0 }), true);
   assert.deepEqual([canvas.width, canvas.height], [1280, 720]);
   assert.deepEqual(calls, [
     ["getContext", "2d", { alpha: false, desynchronized: true }],
@@ -147,5 +148,6 @@ test("the painter sizes the canvas to the frame and paints tiles only over a pic
     ["drawImage", 0, 0, 1280, 720],
     ["putImageData", 1, 1, 4, 8],
     ["fillRect", "rgb(255, 0, 17)", 0, 10, 1280, 700],
+    ["drawImage", 0, 16, 1280, 700, 0, 0, 1280, 700],
   ]);
 });

@@ -314,6 +314,7 @@ function jpegSession() {
     on: (ev, d) => events.push([ev, d]),
     draw: (img, meta) => drawn.push(`image ${meta.seq} at ${img.x},${img.y}${img.full ? " full" : ""} of ${img.displayWidth}x${img.displayHeight}`),
     drawTile: (t) => drawn.push(`tile ${t.seq} at ${t.x},${t.y}`),
+    drawCopy: (c) => drawn.push(`copy ${c.seq} ${c.sy}->${c.dy} x${c.height}`),
     WebSocketImpl: FakeWS,
     VideoDecoderImpl: undefined,
     createImageBitmapImpl: (blob) =>
@@ -401,4 +402,34 @@ test("JPEG mode: a page that cannot keep up skips to the whole screen, bounded",
   for (const d of decodes) d.done();
   await settle();
   assert.equal(s.paintQueue, 0);
+});
+
+function copy(seq, sy, dy, height, last = false) {
+  const buf = new Uint8Array(18);
+  const v = new DataView(buf.buffer);
+  v.setUint8(0, 0x14);
+  v.setUint8(1, last ? 2 : 0);
+  v.setUint32(2, seq);
+  v.setUint16(6, 0);
+  v.setUint16(8, sy);
+  v.setUint16(10, 1280);
+  v.setUint16(12, height);
+  v.setUint16(14, 0);
+  v.setUint16(16, dy);
+  return buf.buffer;
+}
+
+test("JPEG mode: a copy (rows that scrolled) is painted in turn, and ends its update when last", async () => {
+  const { ws, events, drawn, decodes } = jpegSession();
+  ws.binary(copy(1, 16, 0, 700, true));
+  assert.deepEqual(drawn, [], "nothing to copy before a whole picture");
+  ws.binary(image(2, { full: true }));
+  ws.binary(copy(3, 16, 0, 690));
+  ws.binary(image(3, { y: 690, height: 30 }));
+  ws.binary(copy(4, 0, 16, 700, true));
+  decodes[1].done();
+  decodes[0].done();
+  await settle();
+  assert.deepEqual(drawn, ["image 2 at 0,0 full of 1280x720", "copy 3 16->0 x690", "image 3 at 0,690 of 1280x720", "copy 4 0->16 x700"]);
+  assert.deepEqual(named(events, "frame").map((f) => f.seq), [2, 3, 4]);
 });
