@@ -862,6 +862,20 @@ async fn screen_resize_and_clipboard() {
     assert_eq!(got.as_deref(), Some(text), "xclip reads the CLIPBOARD");
 }
 
+/// Nothing that paints the picture (video, image, copy, tile, fill) comes within `quiet`.
+async fn assert_no_picture(ws: &mut Ws, quiet: Duration, what: &str) {
+    let deadline = Instant::now() + quiet;
+    while let Some(m) = next(ws, deadline.saturating_duration_since(Instant::now())).await {
+        if let Message::Binary(b) = &m {
+            assert!(
+                !matches!(b.first(), Some(0x10..=0x14)),
+                "{what}: got message 0x{:02x}",
+                b[0]
+            );
+        }
+    }
+}
+
 /// A `0x13` image: (flags, seq, x, y, width, height, decoded RGB).
 struct Image {
     flags: u8,
@@ -878,15 +892,33 @@ fn image(m: &Message) -> Option<Image> {
         return None;
     }
     let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-    let mut dec = jpeg_decoder::Decoder::new(&b[22..]);
-    let rgb = dec.decode().expect("the image is a JPEG");
-    let info = dec.info().expect("JPEG info");
     let (width, height) = (u16_at(18), u16_at(20));
-    assert_eq!(
-        (info.width, info.height),
-        (width, height),
-        "the JPEG is the box's size"
-    );
+    let rgb = if b[1] & 4 != 0 {
+        let mut reader = png::Decoder::new(std::io::Cursor::new(&b[22..]))
+            .read_info()
+            .expect("the image is a PNG");
+        let mut idx = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut idx).expect("PNG decodes");
+        assert_eq!((info.width, info.height), (width.into(), height.into()));
+        let palette = reader.info().palette.as_ref().expect("indexed").to_vec();
+        let mut rgb = Vec::with_capacity(idx.len() * 3);
+        for row in idx.chunks(info.line_size).take(usize::from(height)) {
+            for &i in &row[..usize::from(width)] {
+                rgb.extend_from_slice(&palette[usize::from(i) * 3..usize::from(i) * 3 + 3]);
+            }
+        }
+        rgb
+    } else {
+        let mut dec = jpeg_decoder::Decoder::new(&b[22..]);
+        let rgb = dec.decode().expect("the image is a JPEG");
+        let info = dec.info().expect("JPEG info");
+        assert_eq!(
+            (info.width, info.height),
+            (width, height),
+            "the JPEG is the box's size"
+        );
+        rgb
+    };
     Some(Image {
         flags: b[1],
         x: u16_at(14),
@@ -955,22 +987,18 @@ async fn a_viewer_without_webcodecs_gets_jpeg_images_of_what_changed() {
         "{:?}",
         first.pic.at(320, 240)
     );
-    // Settled: once more, finer; then nothing for a static screen.
-    let fine = next_image(&mut ws, Duration::from_secs(2))
-        .await
-        .expect("the refinement");
-    assert_eq!((fine.width, fine.height), (W, H));
-    assert!(
-        next(&mut ws, Duration::from_millis(600)).await.is_none(),
-        "static: nothing"
-    );
+    assert_eq!(first.flags & 4, 4, "two colours: PNG, exact");
+    assert_eq!(first.pic.at(320, 240), [0, 255, 0]);
+    // Exact: no refinement follows; nothing for a static screen.
+    assert_no_picture(&mut ws, Duration::from_millis(600), "static: nothing").await;
 
-    // A large change of many colours: an image of that box only, exact enough to read.
+    // A large change of two colours: a PNG of that box only, exact.
     win.put_stripes(0xff0000, 0x0000ff, 40, 30, 300, 200);
     let part = next_image(&mut ws, Duration::from_secs(2))
         .await
         .expect("an image of the change");
     assert_eq!(part.flags & 1, 0, "part of the screen");
+    assert_eq!(part.flags & 4, 4, "few colours: PNG");
     assert!(
         part.x <= 40 && part.y <= 30 && part.x + part.width >= 340 && part.y + part.height >= 230,
         "covers the change: {}x{} at {},{}",
@@ -984,8 +1012,33 @@ async fn a_viewer_without_webcodecs_gets_jpeg_images_of_what_changed() {
         part.pic
             .at(usize::from(x - part.x), usize::from(y - part.y))
     };
-    assert!(near(at(43, 100), [255, 0, 0]), "{:?}", at(43, 100));
-    assert!(near(at(52, 100), [0, 0, 255]), "{:?}", at(52, 100));
+    assert_eq!(at(43, 100), [255, 0, 0], "exact");
+    assert_eq!(at(52, 100), [0, 0, 255], "exact");
+    // Many colours (a photo, a gradient): JPEG.
+    while next(&mut ws, Duration::from_millis(400)).await.is_some() {}
+    win.put_image(360, 20, 256, 128, |col, row| {
+        (u32::from(col) << 16) | (u32::from(row * 2) << 8) | 0x40
+    });
+    let photo = next_image(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("an image of the gradient");
+    assert_eq!(photo.flags & 4, 0, "many colours: JPEG");
+    let at = |x: u16, y: u16| {
+        photo
+            .pic
+            .at(usize::from(x - photo.x), usize::from(y - photo.y))
+    };
+    assert!(
+        near(at(360 + 200, 20 + 50), [200, 100, 0x40]),
+        "{:?}",
+        at(560, 70)
+    );
+    // Settled: the JPEG once more, finer (4:4:4), over the same box.
+    let fine = next_image(&mut ws, Duration::from_secs(2))
+        .await
+        .expect("the refinement");
+    assert_eq!(fine.flags & 4, 0);
+    assert!(fine.x <= photo.x && fine.width >= photo.width && fine.height >= photo.height);
     // A box of one colour comes as a fill, and needs no image.
     while next(&mut ws, Duration::from_millis(400)).await.is_some() {}
     win.fill(0xffffff, 400, 300, 200, 150);
@@ -994,10 +1047,12 @@ async fn a_viewer_without_webcodecs_gets_jpeg_images_of_what_changed() {
         fill(&m).map(|f| (f.1, f.2, f.3, f.4, f.5)),
         Some((400, 300, 200, 150, [255, 255, 255]))
     );
-    assert!(
-        next(&mut ws, Duration::from_millis(400)).await.is_none(),
-        "nothing after the fill: the image viewer has it"
-    );
+    assert_no_picture(
+        &mut ws,
+        Duration::from_millis(400),
+        "nothing after the fill: the image viewer has it",
+    )
+    .await;
     assert!(metric(desk.port, "deskd_stream_images_encoded_total") >= 3);
     assert_eq!(
         metric(desk.port, "deskd_stream_frames_encoded_total{kind=\"key\"}"),

@@ -19,6 +19,7 @@ export const IMAGE = 0x13;
 export const IMAGE_HEADER = 22;
 const IMAGE_FULL = 0x01;
 const IMAGE_LAST = 0x02;
+const IMAGE_PNG = 0x04;
 export const COPY = 0x14;
 /** Type byte, flags, seq, src x, src y, width, height, dst x, dst y. */
 export const COPY_LEN = 18;
@@ -35,8 +36,8 @@ function bytesOf(data) {
  * `{type: "video", key, seq, captureUs, width, height, data}` (`data` a view into the message:
  * one Annex B access unit); tiles `{type: "tile", seq, x, y, width, height, rgba}` (`rgba` a
  * Uint8ClampedArray view of width*height pixels), and fills the same with `fill: [r, g, b]`
- * instead of `rgba`; images `{type: "image", full, last, seq, captureUs, x, y, width, height,
- * data}` (`data` a view of the JPEG) and copies `{type: "copy", last, seq, sx, sy, width, height,
+ * instead of `rgba`; images `{type: "image", full, last, png, seq, captureUs, x, y, width,
+ * height, data}` (`data` a view of the JPEG, or PNG when `png`) and copies `{type: "copy", last, seq, sx, sy, width, height,
  * dx, dy}`; 0x01–0x03 are neko's messages (see protocol.js). Null for anything too
  * short or a tile whose size does not match; never throws.
  */
@@ -96,6 +97,7 @@ function decodeImage(bytes) {
     type: "image",
     full: (flags & IMAGE_FULL) !== 0,
     last: (flags & IMAGE_LAST) !== 0,
+    png: (flags & IMAGE_PNG) !== 0,
     seq: v.getUint32(2),
     captureUs: Number(v.getBigUint64(6)),
     x: v.getUint16(14),

@@ -247,7 +247,7 @@ export class NativeSession {
     const { width, height } = this.jpeg;
     let decoded;
     try {
-      decoded = this.createImageBitmapImpl(new this.BlobImpl([m.data], { type: "image/jpeg" }));
+      decoded = this.createImageBitmapImpl(new this.BlobImpl([m.data], { type: m.png ? "image/png" : "image/jpeg" }));
     } catch (err) {
       decoded = Promise.reject(err);
     }

@@ -520,7 +520,7 @@ fn send_tile(
 
 /// Sends the image viewers their update: the whole screen when `full` (a viewer joined or fell
 /// behind, the screen changed size), else the changed boxes, else, when `refine`, the boxes
-/// sent coarse since the last refinement at the finer quality. True when what went out was
+/// sent coarse since the last refinement at the finer quality. True when a JPEG went out
 /// coarse (a refinement is due).
 fn send_images(
     shared: &Shared,
@@ -592,32 +592,40 @@ fn send_images(
         flags
     };
     let mut msgs = Vec::with_capacity(count);
+    let mut coarse = false;
     for (i, c) in copies.iter().enumerate() {
         msgs.push(protocol::copy(flags(i), images.seq, c));
         images.sent(pixels, stride, c.dst());
         // Moved pictures keep their quality: what was coarse is coarse where it went.
-        if let Some(coarse) = images.coarse {
-            images.coarse = Some(image::union(coarse, c.dst()));
+        if let Some(was) = images.coarse {
+            images.coarse = Some(image::union(was, c.dst()));
         }
     }
     for (i, b) in parts.iter().enumerate() {
         let started = Instant::now();
-        let jpeg = image::encode(pixels, stride, *b, fine).map_err(|e| e.to_string())?;
-        shared.metrics.stream_image(started.elapsed(), jpeg.len());
+        let (format, data) = image::encode(pixels, stride, *b, fine).map_err(|e| e.to_string())?;
+        shared.metrics.stream_image(started.elapsed(), data.len());
+        let png = if format == image::Format::Png {
+            protocol::IMAGE_PNG
+        } else {
+            0
+        };
         msgs.push(protocol::image(
-            flags(copies.len() + i),
+            flags(copies.len() + i) | png,
             images.seq,
             capture_us,
             *b,
-            &jpeg,
+            &data,
         ));
         images.sent(pixels, stride, *b);
-        if !fine {
+        // A PNG is exact: nothing to refine.
+        if !fine && format == image::Format::Jpeg {
             images.coarse = Some(images.coarse.map_or(*b, |c| image::union(c, *b)));
+            coarse = true;
         }
     }
     deliver(shared, f, Codec::Jpeg, &msgs, full);
-    Ok(!fine)
+    Ok(coarse)
 }
 
 /// Sends a cursor message to every viewer that has had its first key frame (the others get

@@ -1,13 +1,18 @@
-//! Changed boxes as JPEG images, for viewers that cannot decode H.264: a browser offers
-//! WebCodecs only in a secure context, so a page opened over plain HTTP on a LAN address has
-//! no `VideoDecoder`, but it decodes JPEG anywhere (`createImageBitmap`, off the main thread).
+//! Changed boxes as images, for viewers that cannot decode H.264: a browser offers WebCodecs
+//! only in a secure context, so a page opened over plain HTTP on a LAN address has no
+//! `VideoDecoder`, but it decodes PNG and JPEG anywhere (`createImageBitmap`, off the main
+//! thread).
 //!
 //! The hub collects the boxes that changed since the last update ([`Dirty`], at most
-//! [`MAX_BOXES`], merged beyond that) and, at the frame rate, sends each as an image at
-//! [`QUALITY`]; once the screen settled, the boxes sent since are sent once more at
-//! [`FINE_QUALITY`] without chroma subsampling, so text ends sharp. A viewer that joins or fell
+//! [`MAX_BOXES`], merged beyond that) and, at the frame rate, sends each as an image: a box of
+//! at most [`MAX_PALETTE`] colours (text, menus, most of a desktop) as an indexed PNG, exact
+//! and smaller than JPEG for such pictures; any other as JPEG at [`QUALITY`]. Once the screen
+//! settled, the JPEG boxes sent since are sent once more at [`FINE_QUALITY`] without chroma
+//! subsampling. A viewer that joins or fell
 //! behind gets the whole screen. Tiles and fills ([`super::tile`]) go ahead as for H.264
 //! viewers; a box they delivered to every image viewer needs no image.
+
+use std::collections::HashMap;
 
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
@@ -19,6 +24,17 @@ pub const MAX_BOXES: usize = 8;
 pub const QUALITY: u8 = 70;
 /// JPEG quality (4:4:4) of the refinement once it settled.
 pub const FINE_QUALITY: u8 = 90;
+/// Most colours a box may have to go as PNG.
+pub const MAX_PALETTE: usize = 256;
+
+/// How an image is coded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Indexed PNG: exact.
+    Png,
+    /// Baseline JPEG: lossy.
+    Jpeg,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -101,9 +117,23 @@ impl Dirty {
     }
 }
 
-/// `rect` of `pixels` (BGRX rows of `stride` bytes covering the screen) as a baseline JPEG;
-/// `fine`: 4:4:4 at [`FINE_QUALITY`], else 4:2:0 at [`QUALITY`].
-pub fn encode(pixels: &[u8], stride: usize, rect: Rect, fine: bool) -> Result<Vec<u8>, ImageError> {
+/// `rect` of `pixels` (BGRX rows of `stride` bytes covering the screen) as an image: PNG when
+/// it has at most [`MAX_PALETTE`] colours, else JPEG (`fine`: 4:4:4 at [`FINE_QUALITY`], else
+/// 4:2:0 at [`QUALITY`]).
+pub fn encode(
+    pixels: &[u8],
+    stride: usize,
+    rect: Rect,
+    fine: bool,
+) -> Result<(Format, Vec<u8>), ImageError> {
+    check(pixels, stride, rect)?;
+    if let Some(png) = encode_png(pixels, stride, rect)? {
+        return Ok((Format::Png, png));
+    }
+    encode_jpeg(pixels, stride, rect, fine).map(|j| (Format::Jpeg, j))
+}
+
+fn check(pixels: &[u8], stride: usize, rect: Rect) -> Result<(), ImageError> {
     let (x, w) = (usize::from(rect.x), usize::from(rect.width));
     let (y, h) = (usize::from(rect.y), usize::from(rect.height));
     if w == 0 || h == 0 {
@@ -113,6 +143,65 @@ pub fn encode(pixels: &[u8], stride: usize, rect: Rect, fine: bool) -> Result<Ve
     if last > pixels.len() || (x + w) * 4 > stride {
         return Err(ImageError::Outside(rect));
     }
+    Ok(())
+}
+
+/// The box as an indexed PNG, or `None` when it has more than [`MAX_PALETTE`] colours (found
+/// out within the first few hundred distinct pixels of a photo).
+fn encode_png(pixels: &[u8], stride: usize, rect: Rect) -> Result<Option<Vec<u8>>, ImageError> {
+    let (x, w) = (usize::from(rect.x), usize::from(rect.width));
+    let (y, h) = (usize::from(rect.y), usize::from(rect.height));
+    let mut index: HashMap<u32, u8> = HashMap::new();
+    let mut palette = Vec::with_capacity(MAX_PALETTE * 3);
+    let mut indices = Vec::with_capacity(w * h);
+    let mut last: Option<(u32, u8)> = None;
+    for row in y..y + h {
+        let line = &pixels[row * stride + x * 4..row * stride + (x + w) * 4];
+        for p in line.chunks_exact(4) {
+            let c = u32::from_le_bytes([p[0], p[1], p[2], 0]);
+            let i = match last {
+                Some((lc, li)) if lc == c => li,
+                _ => {
+                    let i = match index.get(&c) {
+                        Some(&i) => i,
+                        None => {
+                            if index.len() == MAX_PALETTE {
+                                return Ok(None);
+                            }
+                            let i = index.len() as u8;
+                            index.insert(c, i);
+                            palette.extend_from_slice(&[p[2], p[1], p[0]]);
+                            i
+                        }
+                    };
+                    last = Some((c, i));
+                    i
+                }
+            };
+            indices.push(i);
+        }
+    }
+    let png_err = |e: png::EncodingError| ImageError::Encode(format!("png: {e}"));
+    let mut out = Vec::with_capacity(w * h / 8);
+    let mut encoder = png::Encoder::new(&mut out, rect.width.into(), rect.height.into());
+    encoder.set_color(png::ColorType::Indexed);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_palette(palette);
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder.write_header().map_err(png_err)?;
+    writer.write_image_data(&indices).map_err(png_err)?;
+    writer.finish().map_err(png_err)?;
+    Ok(Some(out))
+}
+
+fn encode_jpeg(
+    pixels: &[u8],
+    stride: usize,
+    rect: Rect,
+    fine: bool,
+) -> Result<Vec<u8>, ImageError> {
+    let (x, w) = (usize::from(rect.x), usize::from(rect.width));
+    let (y, h) = (usize::from(rect.y), usize::from(rect.height));
     // Whole rows are passed as they are; a narrower box is copied out first.
     let copied;
     let data: &[u8] = if x == 0 && w * 4 == stride {
@@ -172,38 +261,40 @@ mod tests {
         assert!(d.is_empty());
     }
 
-    #[test]
-    fn a_box_encodes_as_the_jpeg_of_its_pixels() {
-        // 64x32 BGRX: left half red, right half blue; padding bytes 0x55
-        let (w, h) = (64usize, 32usize);
-        let mut px = Vec::new();
-        for _ in 0..h {
+    /// A `w`x`h` BGRX screen of `px(x, y)` as (r, g, b), padding bytes 0x55.
+    fn screen(w: usize, h: usize, px: impl Fn(usize, usize) -> [u8; 3]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(w * h * 4);
+        for y in 0..h {
             for x in 0..w {
-                px.extend_from_slice(if x < 32 {
-                    &[0, 0, 255, 0x55]
-                } else {
-                    &[255, 0, 0, 0x55]
-                });
+                let [r, g, b] = px(x, y);
+                out.extend_from_slice(&[b, g, r, 0x55]);
             }
         }
-        for (r, fine) in [(rect(0, 0, 64, 32), false), (rect(36, 8, 16, 16), true)] {
-            let jpeg = encode(&px, w * 4, r, fine).expect("jpeg");
-            let mut dec = jpeg_decoder::Decoder::new(&jpeg[..]);
-            let rgb = dec.decode().expect("decodes");
-            let info = dec.info().expect("info");
-            assert_eq!((info.width, info.height), (r.width, r.height));
-            let at = |x: usize, y: usize| {
-                let i = (y * usize::from(r.width) + x) * 3;
-                [rgb[i], rgb[i + 1], rgb[i + 2]]
-            };
-            let near = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(a, b)| a.abs_diff(b) <= 24);
-            if r.x == 0 {
-                assert!(near(at(4, 4), [255, 0, 0]), "{:?}", at(4, 4));
-                assert!(near(at(60, 28), [0, 0, 255]), "{:?}", at(60, 28));
-            } else {
-                assert!(near(at(8, 8), [0, 0, 255]), "{:?}", at(8, 8));
-            }
-        }
+        out
+    }
+
+    #[test]
+    fn few_colours_go_as_an_exact_png() {
+        // left half red, right half blue
+        let (w, h) = (64usize, 32usize);
+        let px = screen(w, h, |x, _| if x < 32 { [255, 0, 0] } else { [0, 0, 255] });
+        let r = rect(28, 4, 16, 8);
+        let (format, data) = encode(&px, w * 4, r, false).expect("png");
+        assert_eq!(format, Format::Png);
+        let mut reader = png::Decoder::new(std::io::Cursor::new(&data))
+            .read_info()
+            .expect("a PNG");
+        let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut buf).expect("decodes");
+        assert_eq!((info.width, info.height), (16, 8));
+        assert_eq!(info.color_type, png::ColorType::Indexed);
+        let palette = reader.info().palette.as_ref().expect("palette").to_vec();
+        let colour = |x: usize, y: usize| {
+            let i = usize::from(buf[y * info.line_size + x]) * 3;
+            [palette[i], palette[i + 1], palette[i + 2]]
+        };
+        assert_eq!(colour(3, 0), [255, 0, 0], "x = 31");
+        assert_eq!(colour(4, 7), [0, 0, 255], "x = 32");
         assert!(matches!(
             encode(&px, w * 4, rect(60, 0, 8, 8), false),
             Err(ImageError::Outside(_))
@@ -212,5 +303,38 @@ mod tests {
             encode(&px, w * 4, rect(0, 30, 8, 8), false),
             Err(ImageError::Outside(_))
         ));
+    }
+
+    #[test]
+    fn many_colours_go_as_jpeg() {
+        // a gradient of 64 x 32 distinct colours, left half reddish, right half bluish
+        let (w, h) = (64usize, 32usize);
+        let px = screen(w, h, |x, y| {
+            let (x8, y8) = (x as u8, y as u8);
+            if x < 32 {
+                [200 + x8, y8, y8]
+            } else {
+                [y8, x8 - 32, 200 + (x8 - 32)]
+            }
+        });
+        for (r, fine) in [(rect(0, 0, 64, 32), false), (rect(36, 8, 24, 16), true)] {
+            let (format, jpeg) = encode(&px, w * 4, r, fine).expect("jpeg");
+            assert_eq!(format, Format::Jpeg);
+            let mut dec = jpeg_decoder::Decoder::new(&jpeg[..]);
+            let rgb = dec.decode().expect("decodes");
+            let info = dec.info().expect("info");
+            assert_eq!((info.width, info.height), (r.width, r.height));
+            let at = |x: usize, y: usize| {
+                let i = (y * usize::from(r.width) + x) * 3;
+                [rgb[i], rgb[i + 1], rgb[i + 2]]
+            };
+            let near = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(a, b)| a.abs_diff(b) <= 32);
+            if r.x == 0 {
+                assert!(near(at(4, 4), [204, 4, 4]), "{:?}", at(4, 4));
+                assert!(near(at(60, 28), [28, 28, 228]), "{:?}", at(60, 28));
+            } else {
+                assert!(near(at(8, 8), [16, 12, 212]), "{:?}", at(8, 8));
+            }
+        }
     }
 }

@@ -31,6 +31,8 @@ pub const IMAGE_HEADER: usize = 22;
 pub const IMAGE_FULL: u8 = 0x01;
 /// `0x13` and `0x14` flags: the last message of this update.
 pub const IMAGE_LAST: u8 = 0x02;
+/// `0x13` flags: the image is a PNG (else JPEG).
+pub const IMAGE_PNG: u8 = 0x04;
 pub const COPY: u8 = 0x14;
 /// A copy message's size.
 pub const COPY_LEN: usize = 18;
@@ -141,7 +143,7 @@ pub fn fill(seq: u32, rect: super::capture::Rect, rgb: [u8; 3]) -> Bytes {
     b.freeze()
 }
 
-/// `0x13` image: `jpeg` is the picture of `rect`, captured from `capture_us` on.
+/// `0x13` image: `jpeg` (PNG with [`IMAGE_PNG`]) is the picture of `rect`, captured from `capture_us` on.
 pub fn image(
     flags: u8,
     seq: u32,

@@ -104,8 +104,9 @@ test("a fill: 16 bytes, a box and one colour", () => {
 test("an image: a 22-byte header, then the JPEG", () => {
   const bytes = [0x13, 3, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 5, 0, 10, 0, 20, 0, 30, 0, 40, 0xff, 0xd8];
   const m = decodeStreamBinary(new Uint8Array(bytes).buffer);
-  assert.deepEqual({ ...m, data: [...m.data] }, { type: "image", full: true, last: true, seq: 9, captureUs: 5, x: 10, y: 20, width: 30, height: 40, data: [0xff, 0xd8] });
+  assert.deepEqual({ ...m, data: [...m.data] }, { type: "image", full: true, last: true, png: false, seq: 9, captureUs: 5, x: 10, y: 20, width: 30, height: 40, data: [0xff, 0xd8] });
   assert.equal(decodeStreamBinary(new Uint8Array([0x13, 2, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 5, 0, 10, 0, 20, 0, 30, 0, 40, 1]).buffer).full, false);
+  assert.equal(decodeStreamBinary(new Uint8Array([0x13, 6, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 5, 0, 10, 0, 20, 0, 30, 0, 40, 1]).buffer).png, true);
   assert.equal(decodeStreamBinary(new Uint8Array(bytes.slice(0, 22)).buffer), null, "no JPEG");
   assert.equal(decodeStreamBinary(new Uint8Array([0x13, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 5, 0, 10, 0, 20, 0, 0, 0, 40, 1]).buffer), null, "empty box");
 });
