@@ -13,7 +13,9 @@
 let
   common = import ./common.nix { inherit pkgs; };
   inherit (common) controlToken viewToken;
-  url = token: "http://server:8080/?token=${token}";
+  # WebRTC forced: this test is about neko's path (the page would pick deskd's own stream
+  # first where it has WebCodecs).
+  url = token: "http://server:8080/?token=${token}&transport=webrtc";
 in
 pkgs.testers.runNixOSTest {
   name = "deskd-stream";

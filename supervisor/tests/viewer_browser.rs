@@ -1430,7 +1430,10 @@ async fn page_reaches_the_relay() {
         json!("undefined")
     );
 
-    let tab = browser.open(&format!("http://{addr}/?token={TOKEN}")).await;
+    // WebRTC forced: deskd's own stream would come first.
+    let tab = browser
+        .open(&format!("http://{addr}/?token={TOKEN}&transport=webrtc"))
+        .await;
     tab.wait_for(
         "window.__deskdViewer && __deskdViewer.received.includes('system/init')",
         "system/init from neko through the relay",
@@ -1439,8 +1442,8 @@ async fn page_reaches_the_relay() {
     let url = tab.eval("location.href").await;
     assert_eq!(
         url,
-        json!(format!("http://{addr}/")),
-        "the token is gone from the URL"
+        json!(format!("http://{addr}/?transport=webrtc")),
+        "the token is gone from the URL, the rest stays"
     );
     let request = tab
         .wait_for(
@@ -1890,15 +1893,18 @@ fn native_stream_is_chosen_forced_and_fallen_back_to() {
 }
 
 async fn native_stream_choice() {
-    // neko configured and ready, but its relay is not there (404): WebRTC fails before any
-    // video and the page goes to the native stream at once.
+    // neko configured and ready, but its relay is not there (404).
     let stand_in = NativeStandIn::start(NativeOptions {
         webrtc: (true, true),
         ..NativeOptions::default()
     })
     .await;
     let browser = Browser::launch().await;
-    let tab = browser.open(&format!("http://{}/", stand_in.addr)).await;
+    // Sound wanted (?audio=1): WebRTC first, which fails before any video, and the page goes
+    // to the native stream at once.
+    let tab = browser
+        .open(&format!("http://{}/?audio=1", stand_in.addr))
+        .await;
     tab.wait_for(
         "window.__deskdViewer && __deskdViewer.status === 'live' && __deskdViewer.transport === 'ws'",
         "live on the native stream after WebRTC failed",
@@ -1907,6 +1913,34 @@ async fn native_stream_choice() {
     assert_eq!(
         tab.eval("__deskdViewer.closes.map(c => c.transport)").await,
         json!(["webrtc"])
+    );
+
+    // No sound wanted: deskd's own stream at once, though neko is ready; the sound button
+    // offers WebRTC, and switches to it when pressed (here it fails, and the page comes back).
+    let tab = browser
+        .open(&format!("http://{}/?audio=0", stand_in.addr))
+        .await;
+    tab.wait_for(
+        "window.__deskdViewer && __deskdViewer.status === 'live'",
+        "live on the native stream",
+    )
+    .await;
+    assert_eq!(
+        tab.eval("[__deskdViewer.transport, __deskdViewer.connects, __deskdViewer.closes.length, document.getElementById('audio').disabled]")
+            .await,
+        json!(["ws", 1, 0, false])
+    );
+    tab.eval("document.getElementById('audio').click()").await;
+    tab.wait_for(
+        "__deskdViewer.closes.length === 2 && __deskdViewer.status === 'live' && __deskdViewer.transport === 'ws'",
+        "the switch to WebRTC for sound, and back when it failed",
+    )
+    .await;
+    assert_eq!(
+        tab.eval("[__deskdViewer.closes.map(c => c.transport), __deskdViewer.closes[0].reason, document.getElementById('audio').disabled]")
+            .await,
+        json!([["ws", "webrtc"], "switching transport", true]),
+        "WebRTC gave up on: no sound button"
     );
 
     // ?transport=ws: the native stream from the start, though neko is ready.

@@ -254,7 +254,7 @@ async function connect() {
   clearInterval(countdownTimer);
   debug.session = sessionInfo;
   if (sessionInfo) setAccess(sessionInfo.access);
-  const choice = chooseTransport({ forced, codec, session: sessionInfo, can, gaveUpWebrtc });
+  const choice = chooseTransport({ forced, codec, session: sessionInfo, can, audio: wantAudio, gaveUpWebrtc });
   debug.transportProblem = choice.problem;
   if (!choice.transport) {
     setStatus("unsupported", "", unsupportedText(choice.problem, window.isSecureContext));
@@ -426,6 +426,11 @@ async function onClosed(s, d) {
     setStatus("unauthorized");
     return;
   }
+  if (s.switching) {
+    // The sound setting asked for the other transport: at once.
+    connect();
+    return;
+  }
   if (s.fellBack || (s.fallback && !s.shownFirst)) {
     // WebRTC showed no video (too slow, or it failed outright): the native stream, at once.
     gaveUpWebrtc = true;
@@ -496,12 +501,27 @@ function unmuteOnGesture() {
   }
 }
 
+/** Whether WebRTC (the only transport with sound) can be had here. */
+function webrtcPossible() {
+  return Boolean(sessionInfo && sessionInfo.webrtc.configured && can.webrtc && !gaveUpWebrtc && forced !== WS);
+}
+
 function renderAudioButton() {
   const native = debug.transport === WS;
-  els.audio.disabled = native;
-  els.audio.title = native ? "Sound needs the WebRTC transport (neko)" : "";
+  els.audio.disabled = native && !webrtcPossible();
+  els.audio.title = !native ? "" : webrtcPossible() ? "Sound comes over WebRTC: turning it on switches to it" : "Sound needs the WebRTC transport (neko)";
   els.audio.setAttribute("aria-pressed", String(wantAudio && !native));
   els.audio.textContent = wantAudio && !native ? "Sound on" : "Sound off";
+}
+
+/** The sound setting changed: reconnect at once if it now calls for the other transport. */
+function switchTransportIfNeeded() {
+  const s = session;
+  if (!s || forced) return;
+  const choice = chooseTransport({ forced, codec, session: sessionInfo, can, audio: wantAudio, gaveUpWebrtc });
+  if (!choice.transport || choice.transport === s.name) return;
+  s.switching = true;
+  s.close(4000, "switching transport");
 }
 
 els.audio.addEventListener("click", () => {
@@ -515,6 +535,7 @@ els.audio.addEventListener("click", () => {
   els.video.muted = !wantAudio;
   if (wantAudio) els.video.play().catch(() => {});
   renderAudioButton();
+  switchTransportIfNeeded();
 });
 
 els.fullscreen.addEventListener("click", async () => {
