@@ -15,12 +15,14 @@ use std::time::Duration;
 use crate::desktop::xconn::XConn;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use x11rb::connection::{Connection, RequestConnection};
+use x11rb::errors::ReplyError;
 use x11rb::protocol::damage::{self, ConnectionExt as _};
 use x11rb::protocol::shm::ConnectionExt as _;
 use x11rb::protocol::xfixes::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{
     self, ChangeWindowAttributesAux, ConnectionExt as _, EventMask, Window,
 };
+use x11rb::protocol::ErrorKind;
 use x11rb::protocol::Event;
 
 use crate::desktop::screenshot::ShmSegment;
@@ -320,10 +322,12 @@ impl Capture {
         }
     }
 
-    /// Reads the rows of `rect` into the frame.
-    fn read(&mut self, rect: Rect) -> Result<Damage, DesktopError> {
+    /// Reads the rows of `rect` into the frame; `None` when the screen turned out to have
+    /// changed size (the frame is re-made, [`Capture::take_resized`] says so).
+    fn read(&mut self, rect: Rect) -> Result<Option<Damage>, DesktopError> {
         let rows = usize::from(rect.y)..usize::from(rect.y) + usize::from(rect.height);
-        self.conn
+        let reply = self
+            .conn
             .shm_get_image(
                 self.root,
                 0,
@@ -335,8 +339,21 @@ impl Capture {
                 self.shm.seg,
                 (rows.start * self.stride()) as u32,
             )?
-            .reply()?;
-        Ok(Damage { rows, rect })
+            .reply();
+        match reply {
+            Ok(_) => Ok(Some(Damage { rows, rect })),
+            // Rows outside the root: the screen shrank (RandR) and its ConfigureNotify is
+            // still on the way. Its size now, not a failed stream.
+            Err(ReplyError::X11Error(e)) if e.error_kind == ErrorKind::Match => {
+                let g = self.conn.get_geometry(self.root)?.reply()?;
+                if (g.width, g.height) == (self.width, self.height) {
+                    return Err(ReplyError::X11Error(e).into());
+                }
+                self.resize(g.width, g.height)?;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn resize(&mut self, width: u16, height: u16) -> Result<(), DesktopError> {
@@ -358,7 +375,7 @@ impl Capture {
         self.damaged = false;
         self.fresh = false;
         match self.take_damage()? {
-            Some(rect) => self.read(rect).map(Some),
+            Some(rect) => self.read(rect),
             None => Ok(None),
         }
     }
@@ -373,7 +390,7 @@ impl Capture {
         match self.take_damage()? {
             Some(rect) if rect.area() <= max_pixels => {
                 self.damaged = false;
-                self.read(rect).map(Some)
+                self.read(rect)
             }
             Some(rect) => {
                 self.held = Some(rect);
