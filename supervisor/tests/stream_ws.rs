@@ -648,21 +648,36 @@ async fn a_viewer_that_stops_reading_costs_bounded_memory() {
     assert!(ended, "the stalled viewer's stream ends");
 }
 
-/// A `0x11` tile: (seq, x, y, width, height, RGBA).
-fn tile(m: &Message) -> Option<(u32, u16, u16, u16, u16, Vec<u8>)> {
+/// The header of a `0x11` tile or `0x12` fill of `kind`: (seq, x, y, width, height).
+fn ahead_header(m: &Message, kind: u8, min_len: usize) -> Option<(&[u8], [u32; 5])> {
     let Message::Binary(b) = m else { return None };
-    if b.first() != Some(&0x11) || b.len() < 13 {
+    if b.first() != Some(&kind) || b.len() < min_len {
         return None;
     }
-    let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    let u16_at = |i: usize| u32::from(u16::from_be_bytes([b[i], b[i + 1]]));
     Some((
-        u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
-        u16_at(5),
-        u16_at(7),
-        u16_at(9),
-        u16_at(11),
-        b[13..].to_vec(),
+        &b[13..],
+        [
+            u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
+            u16_at(5),
+            u16_at(7),
+            u16_at(9),
+            u16_at(11),
+        ],
     ))
+}
+
+/// A `0x11` tile: (seq, x, y, width, height, RGBA).
+fn tile(m: &Message) -> Option<(u32, u16, u16, u16, u16, Vec<u8>)> {
+    let (rest, [seq, x, y, w, h]) = ahead_header(m, 0x11, 13)?;
+    Some((seq, x as u16, y as u16, w as u16, h as u16, rest.to_vec()))
+}
+
+/// A `0x12` fill: (seq, x, y, width, height, [r, g, b]).
+fn fill(m: &Message) -> Option<(u32, u16, u16, u16, u16, [u8; 3])> {
+    let (rest, [seq, x, y, w, h]) = ahead_header(m, 0x12, 16)?;
+    let rgb = rest.try_into().ok()?;
+    Some((seq, x as u16, y as u16, w as u16, h as u16, rgb))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -766,23 +781,6 @@ async fn small_changes_go_out_as_tiles_ahead_of_their_frame() {
     assert!(near(pic.at(12, 100), [0, 0, 255]), "{:?}", pic.at(12, 100));
 }
 
-/// A `0x12` fill: (seq, x, y, width, height, [r, g, b]).
-fn fill(m: &Message) -> Option<(u32, u16, u16, u16, u16, [u8; 3])> {
-    let Message::Binary(b) = m else { return None };
-    if b.first() != Some(&0x12) || b.len() != 16 {
-        return None;
-    }
-    let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-    Some((
-        u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
-        u16_at(5),
-        u16_at(7),
-        u16_at(9),
-        u16_at(11),
-        [b[13], b[14], b[15]],
-    ))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screen_resize_and_clipboard() {
     let desk = start(5, "");
@@ -805,7 +803,10 @@ async fn screen_resize_and_clipboard() {
                 break serde_json::from_str::<serde_json::Value>(t.as_str()).expect("json")
             }
             Some(_) => {}
-            None => panic!("no resize message after the screen changed size"),
+            None => panic!(
+                "no resize message after the screen changed size; deskd:\n{}",
+                desk.deskd.log_text()
+            ),
         }
     };
     assert_eq!(resize["type"], "resize", "{resize}");

@@ -91,17 +91,7 @@ fn chroma_row(top: &[u8], bottom: &[u8], u: &mut [u8], v: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn image(w: usize, h: usize, px: impl Fn(usize, usize) -> [u8; 3]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(w * h * 4);
-        for y in 0..h {
-            for x in 0..w {
-                let [r, g, b] = px(x, y);
-                out.extend_from_slice(&[b, g, r, 0]);
-            }
-        }
-        out
-    }
+    use crate::stream::test_screen::bgrx as image;
 
     #[test]
     fn known_colours() {

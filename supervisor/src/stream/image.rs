@@ -231,6 +231,7 @@ fn encode_jpeg(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::test_screen::bgrx as screen;
 
     fn rect(x: u16, y: u16, width: u16, height: u16) -> Rect {
         Rect {
@@ -259,18 +260,6 @@ mod tests {
         }
         assert_eq!(d.take(), vec![rect(0, 0, 162, 162)]);
         assert!(d.is_empty());
-    }
-
-    /// A `w`x`h` BGRX screen of `px(x, y)` as (r, g, b), padding bytes 0x55.
-    fn screen(w: usize, h: usize, px: impl Fn(usize, usize) -> [u8; 3]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(w * h * 4);
-        for y in 0..h {
-            for x in 0..w {
-                let [r, g, b] = px(x, y);
-                out.extend_from_slice(&[b, g, r, 0x55]);
-            }
-        }
-        out
     }
 
     #[test]

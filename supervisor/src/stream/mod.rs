@@ -72,3 +72,20 @@ impl Stream {
         self.closing.clone()
     }
 }
+
+/// Test pictures for the pixel modules' unit tests.
+#[cfg(test)]
+mod test_screen {
+    /// A `w`x`h` screen of BGRX pixels (the X server's), pixel (x, y) = `px(x, y)` as
+    /// (r, g, b); the padding byte is 0xab, which no code may read as colour.
+    pub fn bgrx(w: usize, h: usize, px: impl Fn(usize, usize) -> [u8; 3]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(w * h * 4);
+        for y in 0..h {
+            for x in 0..w {
+                let [r, g, b] = px(x, y);
+                out.extend_from_slice(&[b, g, r, 0xab]);
+            }
+        }
+        out
+    }
+}

@@ -5,7 +5,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
 
-use super::capture::CursorImage;
+use super::capture::{CursorImage, Rect};
 
 /// Version of the framing, sent in `hello`.
 pub const PROTOCOL: u32 = 1;
@@ -117,49 +117,42 @@ pub fn video(key: bool, seq: u32, capture_us: u64, width: u16, height: u16, h264
     b.freeze()
 }
 
-/// `0x11` tile: `rect`'s pixels as RGBA rows, shown until video frame `seq` is.
-pub fn tile(seq: u32, rect: super::capture::Rect, rgba: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(TILE_HEADER + rgba.len());
-    b.put_u8(TILE);
+/// A box: x, y, width, height.
+fn put_rect(b: &mut BytesMut, rect: Rect) {
+    for v in [rect.x, rect.y, rect.width, rect.height] {
+        b.put_u16(v);
+    }
+}
+
+/// `0x11` tile (`rgba`: the box's pixels as RGBA rows) or `0x12` fill (`rgb`: its one
+/// colour) of `rect`, shown until video frame `seq` is.
+fn ahead(kind: u8, seq: u32, rect: Rect, payload: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(TILE_HEADER + payload.len());
+    b.put_u8(kind);
     b.put_u32(seq);
-    b.put_u16(rect.x);
-    b.put_u16(rect.y);
-    b.put_u16(rect.width);
-    b.put_u16(rect.height);
-    b.put_slice(rgba);
+    put_rect(&mut b, rect);
+    b.put_slice(payload);
     b.freeze()
+}
+
+/// `0x11` tile: `rect`'s pixels as RGBA rows, shown until video frame `seq` is.
+pub fn tile(seq: u32, rect: Rect, rgba: &[u8]) -> Bytes {
+    ahead(TILE, seq, rect, rgba)
 }
 
 /// `0x12` fill: `rect` in one colour, shown until video frame `seq` is.
-pub fn fill(seq: u32, rect: super::capture::Rect, rgb: [u8; 3]) -> Bytes {
-    let mut b = BytesMut::with_capacity(FILL_LEN);
-    b.put_u8(FILL);
-    b.put_u32(seq);
-    b.put_u16(rect.x);
-    b.put_u16(rect.y);
-    b.put_u16(rect.width);
-    b.put_u16(rect.height);
-    b.put_slice(&rgb);
-    b.freeze()
+pub fn fill(seq: u32, rect: Rect, rgb: [u8; 3]) -> Bytes {
+    ahead(FILL, seq, rect, &rgb)
 }
 
 /// `0x13` image: `jpeg` (PNG with [`IMAGE_PNG`]) is the picture of `rect`, captured from `capture_us` on.
-pub fn image(
-    flags: u8,
-    seq: u32,
-    capture_us: u64,
-    rect: super::capture::Rect,
-    jpeg: &[u8],
-) -> Bytes {
+pub fn image(flags: u8, seq: u32, capture_us: u64, rect: Rect, jpeg: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(IMAGE_HEADER + jpeg.len());
     b.put_u8(IMAGE);
     b.put_u8(flags);
     b.put_u32(seq);
     b.put_u64(capture_us);
-    b.put_u16(rect.x);
-    b.put_u16(rect.y);
-    b.put_u16(rect.width);
-    b.put_u16(rect.height);
+    put_rect(&mut b, rect);
     b.put_slice(jpeg);
     b.freeze()
 }
@@ -170,10 +163,13 @@ pub fn copy(flags: u8, seq: u32, s: &super::scroll::Scroll) -> Bytes {
     b.put_u8(COPY);
     b.put_u8(flags);
     b.put_u32(seq);
-    b.put_u16(s.x);
-    b.put_u16(s.src_y);
-    b.put_u16(s.width);
-    b.put_u16(s.height);
+    put_rect(
+        &mut b,
+        Rect {
+            y: s.src_y,
+            ..s.dst()
+        },
+    );
     b.put_u16(s.x);
     b.put_u16(s.dst_y);
     b.freeze()

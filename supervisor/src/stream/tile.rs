@@ -149,6 +149,7 @@ fn pixel_message(seq: u32, pixels: &[u8], stride: usize, rect: Rect) -> Option<B
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::test_screen::bgrx as screen;
     use std::time::Duration;
 
     fn rect(x: u16, y: u16, width: u16, height: u16) -> Rect {
@@ -158,18 +159,6 @@ mod tests {
             width,
             height,
         }
-    }
-
-    /// A BGRX screen of `w`x`h` where pixel (x, y) is `px(x, y)` as (r, g, b), padding 0xAB.
-    fn screen(w: usize, h: usize, px: impl Fn(usize, usize) -> [u8; 3]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for y in 0..h {
-            for x in 0..w {
-                let [r, g, b] = px(x, y);
-                out.extend_from_slice(&[b, g, r, 0xab]);
-            }
-        }
-        out
     }
 
     #[test]

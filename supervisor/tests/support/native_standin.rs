@@ -271,29 +271,32 @@ impl NativeStandIn {
     /// A `0x11` tile of one colour at (x, y), for the frame after the last one sent: the page
     /// paints it at once.
     pub fn send_tile(&self, x: u16, y: u16, width: u16, height: u16, rgb: [u8; 3]) {
-        let seq = self.shared.seq.load(Ordering::SeqCst) as u32;
-        let mut m = vec![0x11];
-        m.extend_from_slice(&seq.to_be_bytes());
-        for v in [x, y, width, height] {
-            m.extend_from_slice(&v.to_be_bytes());
-        }
+        let mut m = self.ahead_header(0x11, x, y, width, height);
         for _ in 0..usize::from(width) * usize::from(height) {
             m.extend_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
         }
-        if let Some(tx) = self.shared.to_page.lock().expect("lock").as_ref() {
-            let _ = tx.send(ws::Message::Binary(m.into()));
-        }
+        self.send_binary(m);
     }
 
     /// Sends a `0x12` fill of `rgb` ahead of the next video frame.
     pub fn send_fill(&self, x: u16, y: u16, width: u16, height: u16, rgb: [u8; 3]) {
+        let mut m = self.ahead_header(0x12, x, y, width, height);
+        m.extend_from_slice(&rgb);
+        self.send_binary(m);
+    }
+
+    /// The header of a tile or fill (`kind`) ahead of the next video frame.
+    fn ahead_header(&self, kind: u8, x: u16, y: u16, width: u16, height: u16) -> Vec<u8> {
         let seq = self.shared.seq.load(Ordering::SeqCst) as u32;
-        let mut m = vec![0x12];
+        let mut m = vec![kind];
         m.extend_from_slice(&seq.to_be_bytes());
         for v in [x, y, width, height] {
             m.extend_from_slice(&v.to_be_bytes());
         }
-        m.extend_from_slice(&rgb);
+        m
+    }
+
+    fn send_binary(&self, m: Vec<u8>) {
         if let Some(tx) = self.shared.to_page.lock().expect("lock").as_ref() {
             let _ = tx.send(ws::Message::Binary(m.into()));
         }
