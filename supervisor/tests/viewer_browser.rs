@@ -1492,6 +1492,78 @@ async fn page_reaches_the_relay() {
 mod agent_x;
 
 #[test]
+fn real_neko_sound_next_to_the_native_stream() {
+    let Some(neko) = std::env::var_os("DESKD_TEST_NEKO") else {
+        println!("skipping: DESKD_TEST_NEKO is not set (path to a neko v3 binary)");
+        return;
+    };
+    if Command::new("pulseaudio")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipping: pulseaudio is not installed");
+        return;
+    }
+    if in_private_network("real_neko_sound_next_to_the_native_stream") {
+        runtime().block_on(real_neko_sound(PathBuf::from(neko)));
+    }
+}
+
+/// neko with sound (PulseAudio as the image runs it): the page shows deskd's own stream and
+/// plays neko's audio from a second, audio-only session.
+async fn real_neko_sound(neko: PathBuf) {
+    let dir = temp_dir("viewer-sound");
+    let http_port = free_port();
+    let display = free_display(1200);
+    let pa = Path::new(env!("CARGO_MANIFEST_DIR")).join("../image/default.pa");
+    let config = deskd_run::write_config(
+        &dir,
+        display,
+        "1280x720",
+        http_port,
+        &neko,
+        &format!(
+            "nat1to1 = [\"10.213.0.1\"]\naudio = true\n\n\
+             [[service]]\nname = \"pulseaudio\"\ncommand = [\"pulseaudio\", \"--daemonize=no\", \
+             \"--use-pid-file=no\", \"--exit-idle-time=-1\", \"--disallow-exit\", \
+             \"--log-target=stderr\", \"-n\", \"-F\", \"{}\"]\n\
+             ready = {{ unix = \"/tmp/pulseaudio.socket\" }}\n",
+            pa.display()
+        ),
+    );
+    let mut cmd = deskd_run::run_command(&config, &dir);
+    cmd.env("DESKD_TOKEN", TOKEN)
+        .env("PULSE_SERVER", "unix:/tmp/pulseaudio.socket")
+        .stderr(Stdio::inherit());
+    let _deskd = DeskdRun::spawn(&mut cmd, &dir);
+    let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
+    assert!(
+        wait_ready(addr, Duration::from_secs(120)).await,
+        "deskd with neko and PulseAudio never became ready"
+    );
+    let browser = Browser::launch().await;
+    let tab = browser
+        .open(&format!("http://{addr}/?token={TOKEN}&audio=1"))
+        .await;
+    tab.wait_for(
+        "window.__deskdViewer && __deskdViewer.status === 'live' && __deskdViewer.sound === 'playing'",
+        "live on the native stream with sound playing",
+    )
+    .await;
+    tab.wait_for(
+        "__deskdViewer.soundPackets().then(n => n > 20)",
+        "neko's audio packets",
+    )
+    .await;
+    assert_eq!(
+        tab.eval("[__deskdViewer.transport, __deskdViewer.closes.length, document.getElementById('audio').textContent]")
+            .await,
+        json!(["ws", 0, "Sound on"])
+    );
+}
+
+#[test]
 fn real_neko_video_and_input_reach_the_x_server() {
     let Some(neko) = std::env::var_os("DESKD_TEST_NEKO") else {
         println!("skipping: DESKD_TEST_NEKO is not set (path to a neko v3 binary)");
@@ -1900,10 +1972,10 @@ async fn native_stream_choice() {
     })
     .await;
     let browser = Browser::launch().await;
-    // Sound wanted (?audio=1): WebRTC first, which fails before any video, and the page goes
-    // to the native stream at once.
+    // Where the native stream can only send images (no WebCodecs; ?codec=jpeg here), WebRTC
+    // comes first; it fails before any video and the page goes to the native stream at once.
     let tab = browser
-        .open(&format!("http://{}/?audio=1", stand_in.addr))
+        .open(&format!("http://{}/?codec=jpeg", stand_in.addr))
         .await;
     tab.wait_for(
         "window.__deskdViewer && __deskdViewer.status === 'live' && __deskdViewer.transport === 'ws'",
@@ -1915,32 +1987,33 @@ async fn native_stream_choice() {
         json!(["webrtc"])
     );
 
-    // No sound wanted: deskd's own stream at once, though neko is ready; the sound button
-    // offers WebRTC, and switches to it when pressed (here it fails, and the page comes back).
+    // With WebCodecs: deskd's own stream at once, though neko is ready. Sound wanted: it comes
+    // from an audio-only neko session next to it (here the relay is missing: it retries),
+    // never by giving up the native stream.
     let tab = browser
-        .open(&format!("http://{}/?audio=0", stand_in.addr))
+        .open(&format!("http://{}/?audio=1", stand_in.addr))
         .await;
     tab.wait_for(
-        "window.__deskdViewer && __deskdViewer.status === 'live'",
-        "live on the native stream",
+        "window.__deskdViewer && __deskdViewer.status === 'live' && __deskdViewer.sound === 'retrying'",
+        "live on the native stream, the sound session retrying",
     )
     .await;
     assert_eq!(
-        tab.eval("[__deskdViewer.transport, __deskdViewer.connects, __deskdViewer.closes.length, document.getElementById('audio').disabled]")
+        tab.eval("[__deskdViewer.transport, __deskdViewer.connects, __deskdViewer.closes.length, document.getElementById('audio').textContent]")
             .await,
-        json!(["ws", 1, 0, false])
+        json!(["ws", 1, 0, "Sound on"])
     );
     tab.eval("document.getElementById('audio').click()").await;
     tab.wait_for(
-        "__deskdViewer.closes.length === 2 && __deskdViewer.status === 'live' && __deskdViewer.transport === 'ws'",
-        "the switch to WebRTC for sound, and back when it failed",
+        "__deskdViewer.sound === 'off' && document.getElementById('audio').textContent === 'Sound off'",
+        "sound off",
     )
     .await;
     assert_eq!(
-        tab.eval("[__deskdViewer.closes.map(c => c.transport), __deskdViewer.closes[0].reason, document.getElementById('audio').disabled]")
+        tab.eval("[__deskdViewer.transport, __deskdViewer.connects, __deskdViewer.status]")
             .await,
-        json!([["ws", "webrtc"], "switching transport", true]),
-        "WebRTC gave up on: no sound button"
+        json!(["ws", 1, "live"]),
+        "the picture never stopped"
     );
 
     // ?transport=ws: the native stream from the start, though neko is ready.

@@ -12,6 +12,7 @@ import { NativeSession } from "./native.js";
 import { available as remoteAvailable, RemoteNativeSession, startWorker } from "./native-remote.js";
 import { encodePing } from "./protocol.js";
 import { ScreenView } from "./screen.js";
+import { SoundSession } from "./sound.js";
 import { stillLoaded } from "./still.js";
 import { CONTROL_WAIT_MS, ControlTracker, liveDetail, stateText, unsupportedText } from "./status.js";
 import { TouchGestures } from "./touch.js";
@@ -45,6 +46,7 @@ const els = {
   status: $("status"),
   agent: $("agent"),
   audio: $("audio"),
+  sound: $("sound"),
   keyboard: $("keyboard"),
   fullscreen: $("fullscreen"),
 };
@@ -62,6 +64,10 @@ const debug = {
   transport: null,
   /** The native stream's codec ("h264" or "jpeg"), null on WebRTC. */
   codec: null,
+  /** Sound next to the native stream (sound.js): "off", "connecting", "playing", "blocked", "retrying". */
+  sound: "off",
+  /** Audio packets the sound session received (a promise). */
+  soundPackets: () => sound.packetsReceived(),
   /** Why the transport is not the other one, when the browser lacks something. */
   transportProblem: null,
   /** "control" or "view", from /api/session or the native stream's hello; null: unknown. */
@@ -137,6 +143,14 @@ function audioWanted() {
 }
 
 let wantAudio = audioWanted();
+const sound = new SoundSession({
+  url: socketUrl(SIGNALING_PATH),
+  audio: els.sound,
+  on: (state) => {
+    debug.sound = state;
+    renderAudioButton();
+  },
+});
 let useStreamWorker = remoteAvailable() && new URLSearchParams(location.search).get("worker") !== "0";
 // A worker is started once the still is on screen (its module loads would slow the still on a
 // busy machine), or when the first native session needs one, whichever comes first. A browser
@@ -254,7 +268,7 @@ async function connect() {
   clearInterval(countdownTimer);
   debug.session = sessionInfo;
   if (sessionInfo) setAccess(sessionInfo.access);
-  const choice = chooseTransport({ forced, codec, session: sessionInfo, can, audio: wantAudio, gaveUpWebrtc });
+  const choice = chooseTransport({ forced, codec, session: sessionInfo, can, gaveUpWebrtc });
   debug.transportProblem = choice.problem;
   if (!choice.transport) {
     setStatus("unsupported", "", unsupportedText(choice.problem, window.isSecureContext));
@@ -264,6 +278,7 @@ async function connect() {
   debug.transport = choice.transport;
   debug.codec = choice.codec;
   screenView.use(choice.transport);
+  syncSound();
   renderAudioButton();
   const on = (ev, d) => onSession(s, ev, d);
   const s =
@@ -426,11 +441,6 @@ async function onClosed(s, d) {
     setStatus("unauthorized");
     return;
   }
-  if (s.switching) {
-    // The sound setting asked for the other transport: at once.
-    connect();
-    return;
-  }
   if (s.fellBack || (s.fallback && !s.shownFirst)) {
     // WebRTC showed no video (too slow, or it failed outright): the native stream, at once.
     gaveUpWebrtc = true;
@@ -499,29 +509,33 @@ function unmuteOnGesture() {
     els.video.muted = false;
     els.video.play().catch(() => {});
   }
+  if (sound.state === "blocked") sound.resume();
 }
 
-/** Whether WebRTC (the only transport with sound) can be had here. */
-function webrtcPossible() {
-  return Boolean(sessionInfo && sessionInfo.webrtc.configured && can.webrtc && !gaveUpWebrtc && forced !== WS);
+/** Whether neko's sound can come next to the native stream (a second, audio-only session). */
+function soundBesideNative() {
+  return Boolean(sessionInfo && sessionInfo.webrtc.configured && can.webrtc && !gaveUpWebrtc);
+}
+
+/** Sound next to the native stream while it is wanted and possible (sound.js); WebRTC carries its own. */
+function syncSound() {
+  if (wantAudio && debug.transport === WS && soundBesideNative()) sound.start();
+  else sound.stop();
 }
 
 function renderAudioButton() {
   const native = debug.transport === WS;
-  els.audio.disabled = native && !webrtcPossible();
-  els.audio.title = !native ? "" : webrtcPossible() ? "Sound comes over WebRTC: turning it on switches to it" : "Sound needs the WebRTC transport (neko)";
-  els.audio.setAttribute("aria-pressed", String(wantAudio && !native));
-  els.audio.textContent = wantAudio && !native ? "Sound on" : "Sound off";
-}
-
-/** The sound setting changed: reconnect at once if it now calls for the other transport. */
-function switchTransportIfNeeded() {
-  const s = session;
-  if (!s || forced) return;
-  const choice = chooseTransport({ forced, codec, session: sessionInfo, can, audio: wantAudio, gaveUpWebrtc });
-  if (!choice.transport || choice.transport === s.name) return;
-  s.switching = true;
-  s.close(4000, "switching transport");
+  const on = wantAudio && (!native || sound.wanted);
+  els.audio.disabled = native && !soundBesideNative();
+  els.audio.title = !native
+    ? ""
+    : !soundBesideNative()
+      ? "Sound comes from neko (WebRTC), which this desktop does not run"
+      : sound.state === "blocked"
+        ? "Click the desktop to let the browser play sound"
+        : "";
+  els.audio.setAttribute("aria-pressed", String(on));
+  els.audio.textContent = on ? "Sound on" : "Sound off";
 }
 
 els.audio.addEventListener("click", () => {
@@ -534,8 +548,8 @@ els.audio.addEventListener("click", () => {
   if (session) session.setAudio(wantAudio);
   els.video.muted = !wantAudio;
   if (wantAudio) els.video.play().catch(() => {});
+  syncSound();
   renderAudioButton();
-  switchTransportIfNeeded();
 });
 
 els.fullscreen.addEventListener("click", async () => {

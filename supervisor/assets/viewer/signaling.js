@@ -31,13 +31,14 @@ export function iceServersFrom(list) {
 export class NekoSession {
   /**
    * - `url`: the relay's WebSocket URL;
-   * - `audio`: ask neko for audio;
+   * - `audio`: ask neko for audio; `video`: false for a session that never turns the video
+   *   on (sound only: neko then runs no video pipeline for it);
    * - `on(event, detail)`: "init", "host", "screen", "track", "datachannel", "peer-state",
    *   "peer-closed", "clipboard", "disconnect-message", "message", "sent", "close";
    * - `WebSocketImpl`, `RTCPeerConnectionImpl`, `now` for tests.
    */
-  constructor({ url, audio = false, on = () => {}, WebSocketImpl = globalThis.WebSocket, RTCPeerConnectionImpl = globalThis.RTCPeerConnection, now = () => Date.now() }) {
-    Object.assign(this, { url, audio, on, WebSocketImpl, RTCPeerConnectionImpl, now });
+  constructor({ url, audio = false, video = true, on = () => {}, WebSocketImpl = globalThis.WebSocket, RTCPeerConnectionImpl = globalThis.RTCPeerConnection, now = () => Date.now() }) {
+    Object.assign(this, { url, audio, video, on, WebSocketImpl, RTCPeerConnectionImpl, now });
     this.ws = null;
     this.pc = null;
     this.dc = null;
@@ -197,7 +198,7 @@ export class NekoSession {
     };
     pc.onconnectionstatechange = () => {
       if (this.pc !== pc) return;
-      if (pc.connectionState === "connected" && !this.videoOn) this.startVideo();
+      if (pc.connectionState === "connected" && this.video && !this.videoOn) this.startVideo();
       this.on("peer-state", pc.connectionState);
     };
     await this.answer(p.sdp);

@@ -1,8 +1,9 @@
 // Which transport the page uses: `?transport=ws|webrtc` forces one; otherwise GET /api/session
 // (docs/native-stream.md) says what the server offers, and the browser what it can do. An
 // older deskd without /api/session gets WebRTC, as before. deskd's own stream in H.264 comes
-// first; WebRTC when sound is wanted or the browser has no WebCodecs (then the native stream
-// sends JPEG/PNG images, the fallback); `?codec=h264|jpeg` forces the native stream's codec.
+// first (with sound from neko next to it, sound.js); WebRTC when the browser has no WebCodecs
+// (then the native stream's PNG/JPEG images are the fallback); `?codec=h264|jpeg` forces the
+// native stream's codec.
 
 export const WEBRTC = "webrtc";
 export const WS = "ws";
@@ -46,14 +47,13 @@ export function forcedCodec(search) {
  * - `session`: parseSession's result, or null (no /api/session: an older deskd);
  * - `can`: `{webcodecs, images, webrtc}`, what this browser has (`images`: it decodes JPEG
  *   with createImageBitmap, which needs no secure context);
- * - `audio`: the person wants sound, which only WebRTC carries;
  * - `gaveUpWebrtc`: WebRTC already failed to show video on this page.
  * Returns `{transport, codec, fallback, problem}`: `transport` null when nothing can work
  * here; `codec` the native stream's ("h264" with WebCodecs, else "jpeg"), null for WebRTC;
  * `fallback` true when WebRTC should give way to the native stream after WEBRTC_FALLBACK_MS;
  * `problem` "no-webcodecs" / "no-webrtc" names what this browser lacks for the choice.
  */
-export function chooseTransport({ forced = null, codec = null, session = null, can = { webcodecs: true, images: true, webrtc: true }, audio = false, gaveUpWebrtc = false }) {
+export function chooseTransport({ forced = null, codec = null, session = null, can = { webcodecs: true, images: true, webrtc: true }, gaveUpWebrtc = false }) {
   const none = (problem) => ({ transport: null, codec: null, fallback: false, problem });
   const wsCodec = codec === "jpeg" ? (can.images ? "jpeg" : null) : can.webcodecs ? "h264" : codec === null && can.images ? "jpeg" : null;
   const ws = { transport: WS, codec: wsCodec, fallback: false, problem: null };
@@ -64,9 +64,9 @@ export function chooseTransport({ forced = null, codec = null, session = null, c
   const wsOk = session.ws.enabled && wsCodec !== null;
   const rtcOk = session.webrtc.configured && can.webrtc;
   // deskd's own H.264 stream beats WebRTC on latency, time to first picture and idle cost
-  // (docs/streaming.md, the stream bench): first choice, unless sound is wanted. Its JPEG
-  // images are a fallback only.
-  if (wsOk && wsCodec === "h264" && !audio) return ws;
+  // (docs/streaming.md, the stream bench): first choice (sound comes next to it, sound.js).
+  // Its JPEG images are a fallback only.
+  if (wsOk && wsCodec === "h264") return ws;
   if (wsOk && (!rtcOk || !session.webrtc.ready || gaveUpWebrtc)) return ws;
   if (rtcOk) return { ...rtc(wsOk), problem: session.ws.enabled && !wsOk ? "no-webcodecs" : null };
   if (session.ws.enabled) return none("no-webcodecs");

@@ -67,6 +67,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("protocol.js", JS),
     asset!("screen.js", JS),
     asset!("signaling.js", JS),
+    asset!("sound.js", JS),
     asset!("status.js", JS),
     asset!("still.js", JS),
     asset!("stream-worker.js", JS),

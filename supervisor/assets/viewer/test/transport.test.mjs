@@ -35,14 +35,13 @@ test("the native stream in H.264 first, though neko is ready: it is faster", () 
   assert.deepEqual(chooseTransport({ session: s, can: both }), { transport: WS, codec: "h264", fallback: false, problem: null });
 });
 
-test("WebRTC when sound is wanted and neko is ready, giving way to the native stream if it shows no video", () => {
-  const s = session({ configured: true, ready: true }, true);
-  assert.deepEqual(chooseTransport({ session: s, can: both, audio: true }), { transport: WEBRTC, codec: null, fallback: true, problem: null });
-  assert.equal(chooseTransport({ session: s, can: both, audio: true, gaveUpWebrtc: true }).transport, WS);
-  assert.equal(chooseTransport({ session: session({ configured: true, ready: false }, true), can: both, audio: true }).transport, WS, "neko not ready: no waiting for it");
-  // Without the native stream there is nothing to fall back to.
+test("WebRTC when the native stream is off, or WebRTC forced; the native stream when WebRTC showed no video", () => {
+  // Without the native stream there is nothing else.
   assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: true }, false), can: both }), { transport: WEBRTC, codec: null, fallback: false, problem: null });
   assert.equal(chooseTransport({ session: session({ configured: true, ready: false }, false), can: both }).transport, WEBRTC);
+  const noCodecs = { webcodecs: false, images: true, webrtc: true };
+  const s = session({ configured: true, ready: true }, true);
+  assert.equal(chooseTransport({ session: s, can: noCodecs, gaveUpWebrtc: true }).transport, WS);
 });
 
 test("an older deskd without /api/session gets WebRTC", () => {
