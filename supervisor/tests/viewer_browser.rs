@@ -1960,7 +1960,7 @@ async fn native_stream_view_only() {
 }
 
 #[test]
-fn native_stream_is_chosen_forced_and_fallen_back_to() {
+fn native_stream_is_chosen_first_or_forced_with_sound_beside_it() {
     runtime().block_on(native_stream_choice());
 }
 
@@ -1972,19 +1972,20 @@ async fn native_stream_choice() {
     })
     .await;
     let browser = Browser::launch().await;
-    // Where the native stream can only send images (no WebCodecs; ?codec=jpeg here), WebRTC
-    // comes first; it fails before any video and the page goes to the native stream at once.
+    // In images too (no WebCodecs; ?codec=jpeg here) the native stream comes first, though
+    // neko is ready.
     let tab = browser
         .open(&format!("http://{}/?codec=jpeg", stand_in.addr))
         .await;
     tab.wait_for(
         "window.__deskdViewer && __deskdViewer.status === 'live' && __deskdViewer.transport === 'ws'",
-        "live on the native stream after WebRTC failed",
+        "live on the native stream",
     )
     .await;
     assert_eq!(
-        tab.eval("__deskdViewer.closes.map(c => c.transport)").await,
-        json!(["webrtc"])
+        tab.eval("[__deskdViewer.codec, __deskdViewer.closes.length]")
+            .await,
+        json!(["jpeg", 0])
     );
 
     // With WebCodecs: deskd's own stream at once, though neko is ready. Sound wanted: it comes

@@ -16,7 +16,7 @@ import { SoundSession } from "./sound.js";
 import { stillLoaded } from "./still.js";
 import { CONTROL_WAIT_MS, ControlTracker, liveDetail, stateText, unsupportedText } from "./status.js";
 import { TouchGestures } from "./touch.js";
-import { chooseTransport, forcedCodec, forcedTransport, parseSession, transportLabel, WEBRTC_FALLBACK_MS, WS } from "./transport.js";
+import { chooseTransport, forcedCodec, forcedTransport, parseSession, transportLabel, WS } from "./transport.js";
 import { NO_MEDIA, WebRtcSession } from "./webrtc.js";
 
 const SIGNALING_PATH = "/stream/signaling";
@@ -30,7 +30,6 @@ const PASTE_WAIT_MS = 300;
 const CONTROL_L = 0xffe3;
 const CONTROL_R = 0xffe4;
 const FRAME_RING = 1000;
-const FALLBACK_REASON = "no live video over WebRTC: trying the native stream";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -228,7 +227,6 @@ function setAccess(access) {
 // ---- choosing the transport -----------------------------------------------------------------
 
 let sessionInfo = null;
-let gaveUpWebrtc = false;
 
 /** GET /api/session: the parsed answer, null when this deskd has none, or the last one known. */
 async function fetchSessionInfo() {
@@ -268,7 +266,7 @@ async function connect() {
   clearInterval(countdownTimer);
   debug.session = sessionInfo;
   if (sessionInfo) setAccess(sessionInfo.access);
-  const choice = chooseTransport({ forced, codec, session: sessionInfo, can, gaveUpWebrtc });
+  const choice = chooseTransport({ forced, codec, session: sessionInfo, can });
   debug.transportProblem = choice.problem;
   if (!choice.transport) {
     setStatus("unsupported", "", unsupportedText(choice.problem, window.isSecureContext));
@@ -285,21 +283,12 @@ async function connect() {
     choice.transport === WS
       ? nativeSession(on, choice.codec)
       : new WebRtcSession({ url: socketUrl(SIGNALING_PATH), audio: wantAudio, video: els.video, on });
-  s.fallback = choice.fallback;
   session = s;
   if (debug.status !== "unavailable" && debug.status !== "reconnecting") setStatus("connecting", connectingDetail());
   s.start();
   setTimeout(() => {
     if (session === s && !s.opened) s.close(4000, "open timeout");
   }, OPEN_TIMEOUT_MS);
-  if (choice.fallback) {
-    setTimeout(() => {
-      if (session !== s || s.shownFirst) return;
-      gaveUpWebrtc = true;
-      s.fellBack = true;
-      s.close(4000, FALLBACK_REASON);
-    }, WEBRTC_FALLBACK_MS);
-  }
 }
 
 /**
@@ -428,7 +417,7 @@ async function onClosed(s, d) {
   debug.peer = "closed";
   const path = s.name === WS ? STREAM_PATH : SIGNALING_PATH;
   const policy = d.code === 1008 && s.name !== WS;
-  const probe = d.opened || policy || s.fellBack ? undefined : await probeRefusal(path);
+  const probe = d.opened || policy ? undefined : await probeRefusal(path);
   const kind = classifyClose(d.code, probe, s.name);
   remember(debug.closes, { code: d.code, reason: d.reason, opened: d.opened, probe, kind, transport: s.name });
   if (session !== s) return;
@@ -439,12 +428,6 @@ async function onClosed(s, d) {
   }
   if (kind === "unauthorized") {
     setStatus("unauthorized");
-    return;
-  }
-  if (s.fellBack || (s.fallback && !s.shownFirst)) {
-    // WebRTC showed no video (too slow, or it failed outright): the native stream, at once.
-    gaveUpWebrtc = true;
-    connect();
     return;
   }
   if (liveSince !== null && Date.now() - liveSince >= STABLE_MS) backoff.reset();
@@ -514,7 +497,7 @@ function unmuteOnGesture() {
 
 /** Whether neko's sound can come next to the native stream (a second, audio-only session). */
 function soundBesideNative() {
-  return Boolean(sessionInfo && sessionInfo.webrtc.configured && can.webrtc && !gaveUpWebrtc);
+  return Boolean(sessionInfo && sessionInfo.webrtc.configured && can.webrtc);
 }
 
 /** Sound next to the native stream while it is wanted and possible (sound.js); WebRTC carries its own. */

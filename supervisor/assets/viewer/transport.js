@@ -1,14 +1,12 @@
 // Which transport the page uses: `?transport=ws|webrtc` forces one; otherwise GET /api/session
 // (docs/native-stream.md) says what the server offers, and the browser what it can do. An
-// older deskd without /api/session gets WebRTC, as before. deskd's own stream in H.264 comes
-// first (with sound from neko next to it, sound.js); WebRTC when the browser has no WebCodecs
-// (then the native stream's PNG/JPEG images are the fallback); `?codec=h264|jpeg` forces the
-// native stream's codec.
+// older deskd without /api/session gets WebRTC, as before. deskd's own stream comes first: in
+// H.264 where the browser has WebCodecs, in PNG/JPEG images where it has not (a page over
+// plain HTTP to a LAN address); `?codec=h264|jpeg` forces its codec. WebRTC is for a deskd
+// without the native stream.
 
 export const WEBRTC = "webrtc";
 export const WS = "ws";
-/** WebRTC that has not shown live video by then gives way to the native stream. */
-export const WEBRTC_FALLBACK_MS = 3000;
 
 /** `?transport=` from a query string: "ws", "webrtc" or null. */
 export function forcedTransport(search) {
@@ -46,32 +44,27 @@ export function forcedCodec(search) {
  * - `forced`: the `?transport=` value or null; `codec`: the `?codec=` value or null;
  * - `session`: parseSession's result, or null (no /api/session: an older deskd);
  * - `can`: `{webcodecs, images, webrtc}`, what this browser has (`images`: it decodes JPEG
- *   with createImageBitmap, which needs no secure context);
- * - `gaveUpWebrtc`: WebRTC already failed to show video on this page.
- * Returns `{transport, codec, fallback, problem}`: `transport` null when nothing can work
- * here; `codec` the native stream's ("h264" with WebCodecs, else "jpeg"), null for WebRTC;
- * `fallback` true when WebRTC should give way to the native stream after WEBRTC_FALLBACK_MS;
+ *   with createImageBitmap, which needs no secure context).
+ * Returns `{transport, codec, problem}`: `transport` null when nothing can work here; `codec`
+ * the native stream's ("h264" with WebCodecs, else "jpeg": images), null for WebRTC;
  * `problem` "no-webcodecs" / "no-webrtc" names what this browser lacks for the choice.
  */
-export function chooseTransport({ forced = null, codec = null, session = null, can = { webcodecs: true, images: true, webrtc: true }, gaveUpWebrtc = false }) {
-  const none = (problem) => ({ transport: null, codec: null, fallback: false, problem });
+export function chooseTransport({ forced = null, codec = null, session = null, can = { webcodecs: true, images: true, webrtc: true } }) {
+  const none = (problem) => ({ transport: null, codec: null, problem });
   const wsCodec = codec === "jpeg" ? (can.images ? "jpeg" : null) : can.webcodecs ? "h264" : codec === null && can.images ? "jpeg" : null;
-  const ws = { transport: WS, codec: wsCodec, fallback: false, problem: null };
-  const rtc = (fallback) => ({ transport: WEBRTC, codec: null, fallback, problem: null });
+  const ws = { transport: WS, codec: wsCodec, problem: null };
+  const rtc = { transport: WEBRTC, codec: null, problem: null };
   if (forced === WS) return wsCodec ? ws : none("no-webcodecs");
-  if (forced === WEBRTC) return can.webrtc ? rtc(false) : none("no-webrtc");
-  if (!session) return can.webrtc ? rtc(false) : none("no-webrtc");
-  const wsOk = session.ws.enabled && wsCodec !== null;
-  const rtcOk = session.webrtc.configured && can.webrtc;
-  // deskd's own H.264 stream beats WebRTC on latency, time to first picture and idle cost
-  // (docs/streaming.md, the stream bench): first choice (sound comes next to it, sound.js).
-  // Its JPEG images are a fallback only.
-  if (wsOk && wsCodec === "h264") return ws;
-  if (wsOk && (!rtcOk || !session.webrtc.ready || gaveUpWebrtc)) return ws;
-  if (rtcOk) return { ...rtc(wsOk), problem: session.ws.enabled && !wsOk ? "no-webcodecs" : null };
+  if (forced === WEBRTC) return can.webrtc ? rtc : none("no-webrtc");
+  if (!session) return can.webrtc ? rtc : none("no-webrtc");
+  // deskd's own stream beats WebRTC on latency, time to first picture and idle cost, in H.264
+  // and in images alike (docs/streaming.md, the stream bench): whenever it is there. Sound
+  // comes beside it (sound.js).
+  if (session.ws.enabled && wsCodec !== null) return ws;
+  if (session.webrtc.configured && can.webrtc) return { ...rtc, problem: session.ws.enabled ? "no-webcodecs" : null };
   if (session.ws.enabled) return none("no-webcodecs");
   // Nothing on offer (no [neko], native stream off): WebRTC's retry loop says "unavailable".
-  return can.webrtc ? rtc(false) : none("no-webrtc");
+  return can.webrtc ? rtc : none("no-webrtc");
 }
 
 /** What the status line calls a transport (and the native stream's codec when it is JPEG). */

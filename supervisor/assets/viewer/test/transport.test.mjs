@@ -13,8 +13,8 @@ test("?transport= forces one", () => {
   assert.equal(forcedTransport("?transport=carrier-pigeon"), null);
   assert.equal(forcedTransport(""), null);
   const s = session({ configured: true, ready: true }, true);
-  assert.deepEqual(chooseTransport({ forced: WS, session: s, can: both }), { transport: WS, codec: "h264", fallback: false, problem: null });
-  assert.deepEqual(chooseTransport({ forced: WEBRTC, session: session({ configured: false }, true), can: both }), { transport: WEBRTC, codec: null, fallback: false, problem: null });
+  assert.deepEqual(chooseTransport({ forced: WS, session: s, can: both }), { transport: WS, codec: "h264", problem: null });
+  assert.deepEqual(chooseTransport({ forced: WEBRTC, session: session({ configured: false }, true), can: both }), { transport: WEBRTC, codec: null, problem: null });
 });
 
 test("/api/session is validated", () => {
@@ -32,42 +32,38 @@ test("the native stream when neko is not configured or not ready", () => {
 
 test("the native stream in H.264 first, though neko is ready: it is faster", () => {
   const s = session({ configured: true, ready: true }, true);
-  assert.deepEqual(chooseTransport({ session: s, can: both }), { transport: WS, codec: "h264", fallback: false, problem: null });
+  assert.deepEqual(chooseTransport({ session: s, can: both }), { transport: WS, codec: "h264", problem: null });
 });
 
-test("WebRTC when the native stream is off, or WebRTC forced; the native stream when WebRTC showed no video", () => {
-  // Without the native stream there is nothing else.
-  assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: true }, false), can: both }), { transport: WEBRTC, codec: null, fallback: false, problem: null });
+test("WebRTC when the native stream is off", () => {
+  assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: true }, false), can: both }), { transport: WEBRTC, codec: null, problem: null });
   assert.equal(chooseTransport({ session: session({ configured: true, ready: false }, false), can: both }).transport, WEBRTC);
-  const noCodecs = { webcodecs: false, images: true, webrtc: true };
-  const s = session({ configured: true, ready: true }, true);
-  assert.equal(chooseTransport({ session: s, can: noCodecs, gaveUpWebrtc: true }).transport, WS);
 });
 
 test("an older deskd without /api/session gets WebRTC", () => {
-  assert.deepEqual(chooseTransport({ session: null, can: both }), { transport: WEBRTC, codec: null, fallback: false, problem: null });
+  assert.deepEqual(chooseTransport({ session: null, can: both }), { transport: WEBRTC, codec: null, problem: null });
 });
 
 test("a browser without WebCodecs gets JPEG images on the native stream", () => {
   const noCodecs = { webcodecs: false, images: true, webrtc: true };
-  const jpeg = { transport: WS, codec: "jpeg", fallback: false, problem: null };
+  const jpeg = { transport: WS, codec: "jpeg", problem: null };
   assert.deepEqual(chooseTransport({ forced: WS, session: null, can: noCodecs }), jpeg);
   assert.deepEqual(chooseTransport({ session: session({ configured: false }, true), can: noCodecs }), jpeg);
   assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: false }, true), can: noCodecs }), jpeg);
-  // WebRTC when neko is ready, falling back to the images.
-  assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: true }, true), can: noCodecs }), { transport: WEBRTC, codec: null, fallback: true, problem: null });
+  // Images even when neko is ready: faster than WebRTC there too.
+  assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: true }, true), can: noCodecs }), jpeg);
   // ?codec=h264 insists on WebCodecs; ?codec=jpeg takes images even with WebCodecs.
-  assert.deepEqual(chooseTransport({ forced: WS, codec: "h264", session: null, can: noCodecs }), { transport: null, codec: null, fallback: false, problem: "no-webcodecs" });
+  assert.deepEqual(chooseTransport({ forced: WS, codec: "h264", session: null, can: noCodecs }), { transport: null, codec: null, problem: "no-webcodecs" });
   assert.deepEqual(chooseTransport({ codec: "jpeg", session: session({ configured: false }, true), can: both }), jpeg);
 });
 
 test("a browser that decodes neither", () => {
   const nothing = { webcodecs: false, images: false, webrtc: true };
-  assert.deepEqual(chooseTransport({ forced: WS, session: null, can: nothing }), { transport: null, codec: null, fallback: false, problem: "no-webcodecs" });
-  assert.deepEqual(chooseTransport({ session: session({ configured: false }, true), can: nothing }), { transport: null, codec: null, fallback: false, problem: "no-webcodecs" });
+  assert.deepEqual(chooseTransport({ forced: WS, session: null, can: nothing }), { transport: null, codec: null, problem: "no-webcodecs" });
+  assert.deepEqual(chooseTransport({ session: session({ configured: false }, true), can: nothing }), { transport: null, codec: null, problem: "no-webcodecs" });
   // WebRTC if the server has it, even when not ready yet (it retries), and says why not native.
-  assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: false }, true), can: nothing }), { transport: WEBRTC, codec: null, fallback: false, problem: "no-webcodecs" });
-  assert.deepEqual(chooseTransport({ forced: WEBRTC, session: null, can: { webcodecs: true, images: true, webrtc: false } }), { transport: null, codec: null, fallback: false, problem: "no-webrtc" });
+  assert.deepEqual(chooseTransport({ session: session({ configured: true, ready: false }, true), can: nothing }), { transport: WEBRTC, codec: null, problem: "no-webcodecs" });
+  assert.deepEqual(chooseTransport({ forced: WEBRTC, session: null, can: { webcodecs: true, images: true, webrtc: false } }), { transport: null, codec: null, problem: "no-webrtc" });
 });
 
 test("?codec= forces the native stream's codec", () => {
