@@ -106,6 +106,61 @@ fn abandoned_input_is_not_applied() {
     assert_eq!(pointer(&server), (30, 40));
 }
 
+/// The modifier and button state of the X server's core pointer.
+fn held_mask(display: &str) -> u16 {
+    let (conn, n) = x11rb::rust_connection::RustConnection::connect(Some(display)).expect("X");
+    let root = conn.setup().roots[n].root;
+    u16::from(
+        conn.query_pointer(root)
+            .expect("query")
+            .reply()
+            .expect("pointer")
+            .mask,
+    )
+}
+
+const SHIFT: u16 = 1 << 0;
+const BUTTON1: u16 = 1 << 8;
+
+/// A batch whose client goes away while it holds a key and a button down releases them: no
+/// key stays pressed on the desktop for the next client. A batch that runs to its end may
+/// leave a key down on purpose.
+#[test]
+fn an_abandoned_batch_releases_what_it_pressed() {
+    let xvfb = Xvfb::start(640, 480);
+    let server = Server::start(&xvfb.display);
+    let batch = send_raw(
+        &server,
+        "POST",
+        "/api/input",
+        r#"[{"action":"key_down","keys":"shift"},{"action":"down","x":50,"y":50,"button":1},
+            {"action":"wait","ms":1500},{"action":"up","button":1},{"action":"key_up","keys":"shift"}]"#,
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        held_mask(&xvfb.display) & (SHIFT | BUTTON1),
+        SHIFT | BUTTON1,
+        "held during the wait"
+    );
+    drop(batch);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while held_mask(&xvfb.display) & (SHIFT | BUTTON1) != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        held_mask(&xvfb.display) & (SHIFT | BUTTON1),
+        0,
+        "Shift or button 1 still held after the batch's client went away"
+    );
+
+    let (s, v) = server.input(r#"{"action":"key_down","keys":"shift"}"#);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(held_mask(&xvfb.display) & SHIFT, SHIFT, "held on purpose");
+    let (s, v) = server.input(r#"{"action":"key_up","keys":"shift"}"#);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(held_mask(&xvfb.display) & SHIFT, 0);
+}
+
 /// Issue 12 item 5: while another client holds a server grab, every endpoint that needs the
 /// X server answers `504` naming what did not answer within a few seconds (the clipboard too,
 /// as documented), and everything works again once the grab ends.

@@ -2,6 +2,7 @@
 //! syncs (a GetInputFocus round trip) so that once this returns the X server has processed
 //! every event, and a screenshot taken next sees their effect as far as X is concerned.
 
+use std::cell::RefCell;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -44,20 +45,41 @@ pub(crate) fn run(s: &mut Session, actions: &[Action]) -> Result<(), DesktopErro
 }
 
 /// [`run`] that stops before the next action (or within a pause) once `gone()` says the
-/// requester has gone ([`DesktopError::Abandoned`]).
+/// requester has gone ([`DesktopError::Abandoned`]). A batch that stops early, abandoned or
+/// failed, releases the keys and buttons it pressed and did not release: a `down` left held
+/// on purpose is one of a batch that ran to its end.
 pub(crate) fn run_unless(
     s: &mut Session,
     actions: &[Action],
     gone: &dyn Fn() -> bool,
 ) -> Result<(), DesktopError> {
-    let mut keymap: Option<Keymap> = None;
     let mut x = Xtest {
         s,
         batch: Vec::new(),
         gone,
+        held: RefCell::new(Vec::new()),
     };
+    let result = run_all(&mut x, actions);
+    if result.is_err() {
+        let held = std::mem::take(&mut *x.held.borrow_mut());
+        for (kind, detail) in held.into_iter().rev() {
+            let release = if kind == KEY_PRESS_EVENT {
+                KEY_RELEASE_EVENT
+            } else {
+                BUTTON_RELEASE_EVENT
+            };
+            // Best effort: the connection may be what failed.
+            let _ = x.fake(release, detail, None);
+        }
+        let _ = x.s.conn.flush();
+    }
+    result
+}
+
+fn run_all(x: &mut Xtest<'_>, actions: &[Action]) -> Result<(), DesktopError> {
+    let mut keymap: Option<Keymap> = None;
     for action in actions {
-        if gone() {
+        if (x.gone)() {
             x.s.conn.flush()?;
             return Err(DesktopError::Abandoned);
         }
@@ -160,6 +182,8 @@ struct Xtest<'s> {
     /// Spare keycodes bound since the last sync.
     batch: Vec<Keycode>,
     gone: &'s dyn Fn() -> bool,
+    /// Keys and buttons this batch pressed and has not released: (press event, detail).
+    held: RefCell<Vec<(u8, u8)>>,
 }
 
 impl Xtest<'_> {
@@ -168,6 +192,13 @@ impl Xtest<'_> {
         self.s
             .conn
             .xtest_fake_input(kind, detail, CURRENT_TIME, self.s.root, x, y, 0)?;
+        let mut held = self.held.borrow_mut();
+        match kind {
+            KEY_PRESS_EVENT | BUTTON_PRESS_EVENT => held.push((kind, detail)),
+            KEY_RELEASE_EVENT => held.retain(|&h| h != (KEY_PRESS_EVENT, detail)),
+            BUTTON_RELEASE_EVENT => held.retain(|&h| h != (BUTTON_PRESS_EVENT, detail)),
+            _ => {}
+        }
         Ok(())
     }
 
