@@ -1110,3 +1110,58 @@ async fn a_viewer_without_webcodecs_gets_jpeg_images_of_what_changed() {
         again.pic.at(100, 190)
     );
 }
+
+/// The next `clipboard` text message within `within`, skipping everything else.
+async fn next_clipboard(ws: &mut Ws, within: Duration) -> Option<String> {
+    let deadline = Instant::now() + within;
+    while let Some(m) = next(ws, deadline.saturating_duration_since(Instant::now())).await {
+        if let Message::Text(t) = m {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("json");
+            if v["type"] == "clipboard" {
+                return v["text"].as_str().map(str::to_string);
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desktops_clipboard_is_told_to_control_viewers_only() {
+    use std::io::Write as _;
+    let desk = start(7, "");
+    let mut control = connect(desk.port, Some(TOKEN), None)
+        .await
+        .expect("upgrade");
+    hello(&mut control).await;
+    let mut view = connect(desk.port, Some(VIEW), None).await.expect("upgrade");
+    hello(&mut view).await;
+
+    // A desktop program copies text (xclip owns CLIPBOARD until it has served it once).
+    let text = "copied on the desktop ✓ 7";
+    let mut xclip = std::process::Command::new("xclip")
+        .args(["-selection", "clipboard", "-i", "-loops", "2"])
+        .args(["-display", &desk.display])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("xclip");
+    xclip
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    assert_eq!(
+        next_clipboard(&mut control, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some(text),
+        "the control viewer is told the desktop's clipboard"
+    );
+    assert_eq!(
+        next_clipboard(&mut view, Duration::from_secs(1)).await,
+        None,
+        "a view-only viewer is not"
+    );
+    let _ = xclip.kill();
+    let _ = xclip.wait();
+}

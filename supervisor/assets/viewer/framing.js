@@ -122,7 +122,7 @@ export const seqAfter = (a, b) => ((a - b) | 0) > 0;
 const positive = (n) => Number.isInteger(n) && n > 0 && n <= 0xffff;
 
 /**
- * One text message from the server: `hello`, `resize` and `error` validated, anything else
+ * One text message from the server: `hello`, `resize`, `error` and `clipboard` validated, anything else
  * `{type: "unknown"}`; null when it is not a JSON object with a type, or a known type with
  * bad fields.
  */
@@ -145,6 +145,8 @@ export function parseStreamText(text) {
       return { type: "resize", width: m.width, height: m.height, codec: m.codec };
     case "error":
       return { type: "error", message: typeof m.message === "string" ? m.message : "" };
+    case "clipboard":
+      return typeof m.text === "string" ? { type: "clipboard", text: m.text } : null;
     default:
       return { type: "unknown", name: m.type };
   }

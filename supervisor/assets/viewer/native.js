@@ -29,7 +29,8 @@ export class NativeSession {
   /**
    * - `url`: the WebSocket URL of /stream/ws;
    * - `on(event, detail)`: "hello", "access", "screen", "host", "input-open",
-   *   "server-message" (cursor-image, cursor-position, pong), "frame" (each decoded frame's
+   *   "server-message" (cursor-image, cursor-position, pong), "clipboard" (the desktop's
+   *   clipboard text), "frame" (each decoded frame's
    *   {seq, captureUs, key}), "tile" (each tile's {seq, x, y, width, height, drawn, receivedMs}), "unsupported" (the codec), "error", "close";
    * - `draw(frame, meta)`: paints a VideoFrame (closed by the session afterwards), or in JPEG
    *   mode an image {bitmap, x, y, full, displayWidth, displayHeight};
@@ -110,6 +111,9 @@ export class NativeSession {
       this.configure(m.codec, m.width, m.height);
     } else if (m.type === "error") {
       this.on("error", `server: ${m.message}`);
+    } else if (m.type === "clipboard") {
+      // The desktop's clipboard changed (control viewers only): the page copies it locally.
+      this.on("clipboard", m.text);
     }
   }
 

@@ -180,7 +180,7 @@ async fn run(
 ) {
     let stream = &native.stream;
     let _open = metrics.stream_viewer_opened();
-    let mut viewer = match stream.hub.join(codec) {
+    let mut viewer = match stream.hub.join(codec, access == Access::Control) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "native stream: cannot start the capture thread");
@@ -245,6 +245,9 @@ async fn write(
                     let text = protocol::config_json(!hello_sent, access_name(access), width, height, &codec);
                     hello_sent = true;
                     (Message::Text(text.into()), false, None)
+                }
+                Some(Out::Clipboard(text)) => {
+                    (Message::Text(protocol::clipboard_json(&text).into()), false, None)
                 }
                 Some(Out::Binary(b)) => {
                     let video = matches!(b.first(), Some(&protocol::VIDEO | &protocol::IMAGE));

@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 
 use super::capture::Capture;
 use super::capture::{Damage, Rect};
+use super::clipboard;
 use super::convert::I420;
 use super::encoder::{codec_string, Encoder, EncoderSettings};
 use super::image::{self, Dirty};
@@ -69,6 +70,8 @@ pub enum Out {
     },
     /// A ready binary message (video frame, cursor).
     Binary(Bytes),
+    /// The desktop's clipboard has this text now (control viewers only).
+    Clipboard(String),
     /// The display went away or cannot be streamed; close with 4503.
     Closed(String),
 }
@@ -76,6 +79,8 @@ pub enum Out {
 struct ViewerSlot {
     id: u64,
     codec: Codec,
+    /// May send input, and is told the desktop's clipboard.
+    control: bool,
     tx: mpsc::Sender<Out>,
     /// Waiting for a key frame (joined, or frames were dropped).
     needs_key: bool,
@@ -173,8 +178,9 @@ impl Hub {
         lock(&self.shared.state).viewers.len()
     }
 
-    /// Adds a viewer of `codec`, starting the loop if it is not running.
-    pub fn join(&self, codec: Codec) -> std::io::Result<Viewer> {
+    /// Adds a viewer of `codec` (`control`: not view-only), starting the loop if it is not
+    /// running.
+    pub fn join(&self, codec: Codec, control: bool) -> std::io::Result<Viewer> {
         let (tx, rx) = mpsc::channel(VIEWER_QUEUE);
         let mut state = lock(&self.shared.state);
         state.next_id += 1;
@@ -182,6 +188,7 @@ impl Hub {
         state.viewers.push(ViewerSlot {
             id,
             codec,
+            control,
             tx,
             needs_key: true,
             told: None,
@@ -222,6 +229,11 @@ fn even(v: u16) -> u16 {
 
 /// The loop; ends when the last viewer left or the display failed.
 fn run(shared: Arc<Shared>) {
+    let told = shared.clone();
+    let _clipboard =
+        clipboard::Watcher::start(&shared.display, move |text| tell_clipboard(&told, text))
+            .map_err(|e| tracing::warn!("clipboard watch not started: {e}"))
+            .ok();
     if let Err(reason) = stream(&shared) {
         tracing::warn!(display = %shared.display, "native stream stopped: {reason}");
         let mut state = lock(&shared.state);
@@ -626,6 +638,19 @@ fn send_images(
     }
     deliver(shared, f, Codec::Jpeg, &msgs, full);
     Ok(coarse)
+}
+
+/// Tells the control viewers that have a picture the desktop's new clipboard text. One whose
+/// queue is full misses it (the next copy tells it again).
+fn tell_clipboard(shared: &Shared, text: String) {
+    let state = lock(&shared.state);
+    for v in state
+        .viewers
+        .iter()
+        .filter(|v| v.control && v.told.is_some())
+    {
+        let _ = v.tx.try_send(Out::Clipboard(text.clone()));
+    }
 }
 
 /// Sends a cursor message to every viewer that has had its first key frame (the others get

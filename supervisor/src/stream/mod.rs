@@ -3,7 +3,8 @@
 //! same way. The wire contract is `docs/native-stream.md`; the HTTP side is
 //! `http::stream_ws`.
 //!
-//! Submodules: [`capture`] (XDamage + MIT-SHM + XFixes cursor), [`convert`] (BGRX → I420,
+//! Submodules: [`capture`] (XDamage + MIT-SHM + XFixes cursor), [`clipboard`] (the
+//! desktop's clipboard told to control viewers), [`convert`] (BGRX → I420,
 //! pure), [`encoder`] (openh264), [`hub`] (the per-display capture/encode thread and the
 //! viewers' bounded queues), [`tile`] (small changes sent as pixels ahead of the video),
 //! [`image`] (changed boxes as JPEG, for browsers without WebCodecs), [`scroll`] (moved rows
@@ -11,6 +12,7 @@
 //! thread of its own).
 
 pub mod capture;
+pub mod clipboard;
 pub mod convert;
 pub mod encoder;
 pub mod hub;

@@ -192,6 +192,11 @@ pub fn config_json(first: bool, access: &str, width: u16, height: u16, codec: &s
     .to_string()
 }
 
+/// `clipboard`: the desktop's clipboard text.
+pub fn clipboard_json(text: &str) -> String {
+    serde_json::json!({"type": "clipboard", "text": text}).to_string()
+}
+
 pub fn error_json(message: &str) -> String {
     serde_json::json!({"type": "error", "message": message}).to_string()
 }

@@ -433,3 +433,12 @@ test("JPEG mode: a copy (rows that scrolled) is painted in turn, and ends its up
   assert.deepEqual(drawn, ["image 2 at 0,0 full of 1280x720", "copy 3 16->0 x690", "image 3 at 0,690 of 1280x720", "copy 4 0->16 x700"]);
   assert.deepEqual(named(events, "frame").map((f) => f.seq), [2, 3, 4]);
 });
+
+test("the desktop's clipboard is passed on; a clipboard message without text is refused", () => {
+  const { ws, events } = session();
+  ws.text(HELLO);
+  ws.text({ type: "clipboard", text: "copied on the desktop" });
+  ws.text({ type: "clipboard", text: 7 });
+  assert.deepEqual(named(events, "clipboard"), ["copied on the desktop"]);
+  assert.equal(named(events, "error").length, 1, "the bad one is reported");
+});
