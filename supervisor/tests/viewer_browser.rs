@@ -1491,10 +1491,56 @@ async fn page_reaches_the_relay() {
 #[path = "common/agent_x.rs"]
 mod agent_x;
 
-#[test]
-fn real_neko_sound_next_to_the_native_stream() {
+/// The neko binary of DESKD_TEST_NEKO; `None` (and the reason printed) when it is not set.
+fn real_neko_binary() -> Option<PathBuf> {
     let Some(neko) = std::env::var_os("DESKD_TEST_NEKO") else {
         println!("skipping: DESKD_TEST_NEKO is not set (path to a neko v3 binary)");
+        return None;
+    };
+    assert!(
+        Path::new(&neko).exists(),
+        "DESKD_TEST_NEKO={} does not exist",
+        Path::new(&neko).display()
+    );
+    Some(PathBuf::from(neko))
+}
+
+/// deskd with a 1280x720 display and the real `neko` (`neko_extra`: more of its section and
+/// after it), in the private network (pion does not use loopback: neko advertises the
+/// namespace's veth address, neko-protocol §7); ready.
+async fn deskd_with_real_neko(
+    neko: &Path,
+    neko_extra: &str,
+    env: &[(&str, &str)],
+) -> (DeskdRun, SocketAddr, u32) {
+    let dir = temp_dir("viewer-neko");
+    let http_port = free_port();
+    let display = free_display(1200);
+    let config = deskd_run::write_config(
+        &dir,
+        display,
+        "1280x720",
+        http_port,
+        neko,
+        &format!("nat1to1 = [\"10.213.0.1\"]\n{neko_extra}"),
+    );
+    let mut cmd = deskd_run::run_command(&config, &dir);
+    cmd.env("DESKD_TOKEN", TOKEN).stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let deskd = DeskdRun::spawn(&mut cmd, &dir);
+    let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
+    assert!(
+        wait_ready(addr, Duration::from_secs(120)).await,
+        "deskd with neko never became ready"
+    );
+    (deskd, addr, display)
+}
+
+#[test]
+fn real_neko_sound_next_to_the_native_stream() {
+    let Some(neko) = real_neko_binary() else {
         return;
     };
     if Command::new("pulseaudio")
@@ -1506,42 +1552,27 @@ fn real_neko_sound_next_to_the_native_stream() {
         return;
     }
     if in_private_network("real_neko_sound_next_to_the_native_stream") {
-        runtime().block_on(real_neko_sound(PathBuf::from(neko)));
+        runtime().block_on(real_neko_sound(neko));
     }
 }
 
 /// neko with sound (PulseAudio as the image runs it): the page shows deskd's own stream and
 /// plays neko's audio from a second, audio-only session.
 async fn real_neko_sound(neko: PathBuf) {
-    let dir = temp_dir("viewer-sound");
-    let http_port = free_port();
-    let display = free_display(1200);
     let pa = Path::new(env!("CARGO_MANIFEST_DIR")).join("../image/default.pa");
-    let config = deskd_run::write_config(
-        &dir,
-        display,
-        "1280x720",
-        http_port,
+    let (_deskd, addr, _) = deskd_with_real_neko(
         &neko,
         &format!(
-            "nat1to1 = [\"10.213.0.1\"]\naudio = true\n\n\
+            "audio = true\n\n\
              [[service]]\nname = \"pulseaudio\"\ncommand = [\"pulseaudio\", \"--daemonize=no\", \
              \"--use-pid-file=no\", \"--exit-idle-time=-1\", \"--disallow-exit\", \
              \"--log-target=stderr\", \"-n\", \"-F\", \"{}\"]\n\
              ready = {{ unix = \"/tmp/pulseaudio.socket\" }}\n",
             pa.display()
         ),
-    );
-    let mut cmd = deskd_run::run_command(&config, &dir);
-    cmd.env("DESKD_TOKEN", TOKEN)
-        .env("PULSE_SERVER", "unix:/tmp/pulseaudio.socket")
-        .stderr(Stdio::inherit());
-    let _deskd = DeskdRun::spawn(&mut cmd, &dir);
-    let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
-    assert!(
-        wait_ready(addr, Duration::from_secs(120)).await,
-        "deskd with neko and PulseAudio never became ready"
-    );
+        &[("PULSE_SERVER", "unix:/tmp/pulseaudio.socket")],
+    )
+    .await;
     let browser = Browser::launch().await;
     let tab = browser
         .open(&format!("http://{addr}/?token={TOKEN}&audio=1"))
@@ -1565,41 +1596,16 @@ async fn real_neko_sound(neko: PathBuf) {
 
 #[test]
 fn real_neko_video_and_input_reach_the_x_server() {
-    let Some(neko) = std::env::var_os("DESKD_TEST_NEKO") else {
-        println!("skipping: DESKD_TEST_NEKO is not set (path to a neko v3 binary)");
+    let Some(neko) = real_neko_binary() else {
         return;
     };
-    assert!(
-        Path::new(&neko).exists(),
-        "DESKD_TEST_NEKO={} does not exist",
-        Path::new(&neko).display()
-    );
     if in_private_network("real_neko_video_and_input_reach_the_x_server") {
-        runtime().block_on(real_neko(PathBuf::from(neko)));
+        runtime().block_on(real_neko(neko));
     }
 }
 
 async fn real_neko(neko: PathBuf) {
-    let dir = temp_dir("viewer-neko");
-    let http_port = free_port();
-    let display = free_display(1200);
-    // pion does not use loopback: advertise the namespace's veth address (neko-protocol §7).
-    let config = deskd_run::write_config(
-        &dir,
-        display,
-        "1280x720",
-        http_port,
-        &neko,
-        "nat1to1 = [\"10.213.0.1\"]\naudio = false\n",
-    );
-    let mut cmd = deskd_run::run_command(&config, &dir);
-    cmd.env("DESKD_TOKEN", TOKEN).stderr(Stdio::inherit());
-    let _deskd = DeskdRun::spawn(&mut cmd, &dir);
-    let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
-    assert!(
-        wait_ready(addr, Duration::from_secs(120)).await,
-        "deskd with neko never became ready"
-    );
+    let (_deskd, addr, display) = deskd_with_real_neko(&neko, "audio = false\n", &[]).await;
 
     // A window over the whole screen records what reaches the X server.
     let x_display = format!(":{display}");

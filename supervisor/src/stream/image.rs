@@ -231,16 +231,7 @@ fn encode_jpeg(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::test_screen::bgrx as screen;
-
-    fn rect(x: u16, y: u16, width: u16, height: u16) -> Rect {
-        Rect {
-            x,
-            y,
-            width,
-            height,
-        }
-    }
+    use crate::stream::test_screen::{bgrx as screen, rect};
 
     #[test]
     fn touching_boxes_merge_and_the_count_is_bounded() {

@@ -90,4 +90,14 @@ mod test_screen {
         }
         out
     }
+
+    /// A box.
+    pub fn rect(x: u16, y: u16, width: u16, height: u16) -> super::capture::Rect {
+        super::capture::Rect {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
 }

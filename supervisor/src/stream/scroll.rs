@@ -188,6 +188,7 @@ pub fn rest(rect: Rect, s: &Scroll) -> Vec<Rect> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::test_screen::rect;
 
     const W: usize = 64;
     const H: usize = 120;
@@ -212,15 +213,6 @@ mod tests {
         move |y| {
             let line = y + by;
             (line % 3 != 0).then_some((line * 7 % 251) as u8)
-        }
-    }
-
-    fn rect(x: u16, y: u16, width: u16, height: u16) -> Rect {
-        Rect {
-            x,
-            y,
-            width,
-            height,
         }
     }
 

@@ -149,17 +149,8 @@ fn pixel_message(seq: u32, pixels: &[u8], stride: usize, rect: Rect) -> Option<B
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::test_screen::bgrx as screen;
+    use crate::stream::test_screen::{bgrx as screen, rect};
     use std::time::Duration;
-
-    fn rect(x: u16, y: u16, width: u16, height: u16) -> Rect {
-        Rect {
-            x,
-            y,
-            width,
-            height,
-        }
-    }
 
     #[test]
     fn boxes_are_clipped_to_the_frame() {
