@@ -13,7 +13,7 @@ import { available as remoteAvailable, RemoteNativeSession, startWorker } from "
 import { encodePing } from "./protocol.js";
 import { ScreenView } from "./screen.js";
 import { SoundSession } from "./sound.js";
-import { stillLoaded } from "./still.js";
+import { stillLoaded, stillUrl, stillWidthFor } from "./still.js";
 import { CONTROL_WAIT_MS, ControlTracker, liveDetail, stateText, unsupportedText } from "./status.js";
 import { TouchGestures } from "./touch.js";
 import { chooseTransport, forcedCodec, forcedTransport, parseSession, transportLabel, WS } from "./transport.js";
@@ -29,6 +29,9 @@ const PING_MS = 5000;
 const PASTE_WAIT_MS = 300;
 const CONTROL_L = 0xffe3;
 const CONTROL_R = 0xffe4;
+/** A still that failed is asked for again this many times, this long apart, until video. */
+const STILL_RETRIES = 3;
+const STILL_RETRY_MS = 300;
 const FRAME_RING = 1000;
 
 const $ = (id) => document.getElementById(id);
@@ -471,11 +474,17 @@ window.addEventListener("online", () => {
 // ---- the still: a picture at once -------------------------------------------------------------
 
 async function showStill() {
-  if (!(await stillLoaded(els.still))) {
-    // No display yet, or deskd without the agent API: wait for video.
-    screenView.noStill();
-    remember(debug.errors, "still: no picture");
-    return;
+  for (let attempt = 1; !(await stillLoaded(els.still)); attempt += 1) {
+    if (attempt > STILL_RETRIES || screenView.everLive) {
+      // No display, or deskd without the agent API: wait for video.
+      screenView.noStill();
+      remember(debug.errors, "still: no picture");
+      return;
+    }
+    await new Promise((r) => setTimeout(r, STILL_RETRY_MS));
+    if (screenView.everLive) return;
+    els.still.removeAttribute("srcset");
+    els.still.src = `${stillUrl(stillWidthFor(window.innerWidth, window.devicePixelRatio))}&attempt=${attempt}`;
   }
   if (!screenView.adoptStill()) return;
   debug.firstStill = { ...stamp(), width: els.still.naturalWidth, height: els.still.naturalHeight };

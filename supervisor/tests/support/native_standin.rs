@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{self, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -152,6 +152,8 @@ pub struct Options {
     /// Wait this long after hello before the first key frame, on the first connection only
     /// (so a test sees the still before video).
     pub first_video_delay: Duration,
+    /// Answer this many `/api/screenshot` requests with 503 first (a still that fails).
+    pub still_failures: u64,
 }
 
 impl Default for Options {
@@ -160,6 +162,7 @@ impl Default for Options {
             access: "control",
             webrtc: (false, false),
             first_video_delay: Duration::ZERO,
+            still_failures: 0,
         }
     }
 }
@@ -354,7 +357,16 @@ async fn screenshot(
     State(s): State<Arc<Shared>>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
-    s.screenshots.fetch_add(1, Ordering::SeqCst);
+    let n = s.screenshots.fetch_add(1, Ordering::SeqCst);
+    let failures = s
+        .opts
+        .lock()
+        .expect("lock")
+        .as_ref()
+        .map_or(0, |o| o.still_failures);
+    if n < failures {
+        return (StatusCode::SERVICE_UNAVAILABLE, "display not ready").into_response();
+    }
     let body = cached_jpeg(&q, "quadrants", still_pattern);
     (
         [

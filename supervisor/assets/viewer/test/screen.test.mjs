@@ -3,7 +3,7 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import { ScreenView } from "../screen.js";
 import { readFileSync } from "node:fs";
-import { STILL_WIDTHS, stillLoaded, stillSrcset, stillUrl } from "../still.js";
+import { STILL_WIDTHS, stillLoaded, stillSrcset, stillUrl, stillWidthFor } from "../still.js";
 
 test("index.html asks for the still itself, at every width still.js names", () => {
   const html = readFileSync(new URL("../index.html", import.meta.url), "utf8");
@@ -15,6 +15,14 @@ test("index.html asks for the still itself, at every width still.js names", () =
   assert.doesNotMatch(img[0], /\shidden/, "shown as soon as the browser has it");
   assert.equal(stillUrl(1280), "/api/screenshot?format=jpeg&quality=75&max_width=1280");
   assert.deepEqual(STILL_WIDTHS, [...STILL_WIDTHS].sort((a, b) => a - b));
+});
+
+test("a still asked for again has the width the srcset would give", () => {
+  assert.equal(stillWidthFor(1280, 1), 1280);
+  assert.equal(stillWidthFor(1281, 1), 1920);
+  assert.equal(stillWidthFor(420, 3), 1280);
+  assert.equal(stillWidthFor(0, NaN), 640);
+  assert.equal(stillWidthFor(5000, 2), 3840);
 });
 
 test("stillLoaded settles at once for a settled element, else on load or error", async () => {
