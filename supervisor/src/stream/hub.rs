@@ -506,8 +506,11 @@ fn send_tile(
             .filter(|v| v.codec == Codec::Jpeg && !v.needs_key)
             .all(|v| took.contains(&v.id))
     };
-    if !lock(&shared.state).viewers.iter().any(takes_tiles) {
-        return image_viewers_have_it(&lock(&shared.state), &[]);
+    {
+        let state = lock(&shared.state);
+        if !state.viewers.iter().any(takes_tiles) {
+            return image_viewers_have_it(&state, &[]);
+        }
     }
     let kind = tile::kind(cap.pixels(), cap.stride(), rect);
     let msg = kind
