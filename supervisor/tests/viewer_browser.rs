@@ -1619,8 +1619,7 @@ async fn real_neko(neko: PathBuf) {
     .expect("test window");
 
     let browser = Browser::launch().await;
-    // WebRTC forced: this test is about neko's video, not the native stream it could fall
-    // back to.
+    // WebRTC forced: this test is about neko's video; the page would pick deskd's own stream.
     let tab = browser
         .open(&format!("http://{addr}/?token={TOKEN}&transport=webrtc"))
         .await;
@@ -2102,6 +2101,31 @@ async fn deskd_native_only(http_port: u16, display: u32, dir: &Path) -> DeskdRun
     deskd
 }
 
+/// deskd without neko ([`deskd_native_only`]) in a fresh directory, with the quadrant pattern
+/// on its display: (guard, HTTP port, display, the pattern's window).
+async fn native_desk(tag: &str) -> (DeskdRun, u16, u32, agent_x::TestWindow) {
+    let dir = temp_dir(tag);
+    let http_port = free_port();
+    let display = free_display(1200);
+    let deskd = deskd_native_only(http_port, display, &dir).await;
+    let window = tokio::task::spawn_blocking(move || pattern_window(display))
+        .await
+        .expect("pattern window");
+    (deskd, http_port, display, window)
+}
+
+/// Waits until the canvas shows the pattern's magenta centre.
+async fn wait_pattern_centre(tab: &Tab<'_>, what: &str) {
+    tab.wait_for(
+        &format!(
+            "(() => {{ const d = {}; return d[0] > 150 && d[1] < 100 && d[2] > 150; }})()",
+            canvas_pixel(640, 360)
+        ),
+        what,
+    )
+    .await;
+}
+
 /// The quadrant pattern (support/native_standin.rs) drawn by a full-screen X window.
 fn pattern_window(display: u32) -> agent_x::TestWindow {
     use native_standin::*;
@@ -2128,13 +2152,7 @@ fn page_over_plain_http_to_a_lan_name_shows_the_desktop_as_jpeg() {
 /// http://deskd.test is not a trustworthy origin (as a LAN address): the browser has no
 /// WebCodecs there, and COOP would be ignored with a console error.
 async fn plain_http_jpeg() {
-    let dir = temp_dir("viewer-jpeg");
-    let http_port = free_port();
-    let display = free_display(1200);
-    let _deskd = deskd_native_only(http_port, display, &dir).await;
-    let window = tokio::task::spawn_blocking(move || pattern_window(display))
-        .await
-        .expect("pattern window");
+    let (_deskd, http_port, _, window) = native_desk("viewer-jpeg").await;
     let browser = Browser::launch().await;
     let tab = browser
         .open(&format!("http://deskd.test:{http_port}/?token={TOKEN}"))
@@ -2146,14 +2164,7 @@ async fn plain_http_jpeg() {
     .await;
     assert_eq!(tab.eval("window.isSecureContext").await, json!(false));
     assert_eq!(tab.eval("typeof VideoDecoder").await, json!("undefined"));
-    tab.wait_for(
-        &format!(
-            "(() => {{ const d = {}; return d[0] > 150 && d[1] < 100 && d[2] > 150; }})()",
-            canvas_pixel(640, 360)
-        ),
-        "the pattern's magenta centre on the canvas",
-    )
-    .await;
+    wait_pattern_centre(&tab, "the pattern's magenta centre on the canvas").await;
     assert_quadrants(&tab, "deskd-jpeg.png", native_standin::MAGENTA, 40).await;
     tab.assert_status("Live · 1280×720 · in control · WebSocket (JPEG)")
         .await;
@@ -2185,14 +2196,8 @@ async fn plain_http_jpeg() {
 }
 
 async fn deskd_native_stream() {
-    let dir = temp_dir("viewer-native");
-    let http_port = free_port();
-    let display = free_display(1200);
-    let deskd = deskd_native_only(http_port, display, &dir).await;
+    let (deskd, http_port, display, mut window) = native_desk("viewer-native").await;
     let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
-    let mut window = tokio::task::spawn_blocking(move || pattern_window(display))
-        .await
-        .expect("pattern window");
 
     // No neko: the page picks the native stream by itself and shows what X shows.
     let browser = Browser::launch().await;
@@ -2206,14 +2211,7 @@ async fn deskd_native_stream() {
         tab.eval("document.getElementById('screen').tagName").await,
         json!("CANVAS")
     );
-    tab.wait_for(
-        &format!(
-            "(() => {{ const d = {}; return d[0] > 150 && d[1] < 100 && d[2] > 150; }})()",
-            canvas_pixel(640, 360)
-        ),
-        "the pattern's magenta centre on the canvas",
-    )
-    .await;
+    wait_pattern_centre(&tab, "the pattern's magenta centre on the canvas").await;
     assert_quadrants(&tab, "deskd-native.png", native_standin::MAGENTA, 40).await;
     tab.assert_status("Live · 1280×720 · in control · WebSocket")
         .await;
@@ -2264,14 +2262,7 @@ async fn deskd_native_stream() {
     )
     .await;
     assert_eq!(view.eval("__deskdViewer.streamWorker").await, json!(false));
-    view.wait_for(
-        &format!(
-            "(() => {{ const d = {}; return d[0] > 150 && d[1] < 100 && d[2] > 150; }})()",
-            canvas_pixel(640, 360)
-        ),
-        "the pattern's magenta centre on the in-page canvas",
-    )
-    .await;
+    wait_pattern_centre(&view, "the pattern's magenta centre on the in-page canvas").await;
     assert!(view
         .eval("__deskdViewer.statusText")
         .await

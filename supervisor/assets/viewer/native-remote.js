@@ -5,6 +5,8 @@
 // session's state. `available()` says whether this browser can run it (module workers and
 // OffscreenCanvas); the page falls back to NativeSession in the page otherwise.
 
+import { emptyStats } from "./native.js";
+
 /** The worker's module, next to this one (whatever path the page is served under). */
 export const WORKER_URL = new URL("./stream-worker.js", import.meta.url).href;
 
@@ -45,7 +47,7 @@ export class RemoteNativeSession {
     this.closed = false;
     this.lastReceived = now();
     this.inputOpen = false;
-    this.stats = { received: 0, decoded: 0, dropped: 0, gaps: 0, resets: 0, keyframeRequests: 0, tiles: 0, bytesIn: 0, bytesOut: 0 };
+    this.stats = emptyStats();
   }
 
   start() {

@@ -25,6 +25,9 @@ const MAX_PAINT_QUEUE = 32;
 
 const reason = (err) => String(err && err.message ? err.message : err);
 
+/** A session's counters before anything happened (the worker's proxy starts from them too). */
+export const emptyStats = () => ({ received: 0, decoded: 0, dropped: 0, gaps: 0, resets: 0, keyframeRequests: 0, tiles: 0, bytesIn: 0, bytesOut: 0 });
+
 export class NativeSession {
   /**
    * - `url`: the WebSocket URL of /stream/ws;
@@ -75,7 +78,7 @@ export class NativeSession {
     this.chain = Promise.resolve();
     this.generation = 0;
     this.paintQueue = 0;
-    this.stats = { received: 0, decoded: 0, dropped: 0, gaps: 0, resets: 0, keyframeRequests: 0, tiles: 0, bytesIn: 0, bytesOut: 0 };
+    this.stats = emptyStats();
   }
 
   get inputOpen() {
