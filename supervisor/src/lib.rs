@@ -27,6 +27,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod neko;
+pub mod neko_feed;
 pub mod output;
 pub mod plan;
 pub mod process;

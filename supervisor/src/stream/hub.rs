@@ -81,6 +81,8 @@ struct ViewerSlot {
     codec: Codec,
     /// May send input, and is told the desktop's clipboard.
     control: bool,
+    /// neko's video feed: takes the H.264 frames only (no tiles, cursor or clipboard).
+    feed: bool,
     tx: mpsc::Sender<Out>,
     /// Waiting for a key frame (joined, or frames were dropped).
     needs_key: bool,
@@ -181,6 +183,16 @@ impl Hub {
     /// Adds a viewer of `codec` (`control`: not view-only), starting the loop if it is not
     /// running.
     pub fn join(&self, codec: Codec, control: bool) -> std::io::Result<Viewer> {
+        self.add(codec, control, false)
+    }
+
+    /// Adds neko's video feed ([`crate::neko_feed`]): a consumer of the H.264 frames alone,
+    /// with a key frame at once.
+    pub fn join_feed(&self) -> std::io::Result<Viewer> {
+        self.add(Codec::H264, false, true)
+    }
+
+    fn add(&self, codec: Codec, control: bool, feed: bool) -> std::io::Result<Viewer> {
         let (tx, rx) = mpsc::channel(VIEWER_QUEUE);
         let mut state = lock(&self.shared.state);
         state.next_id += 1;
@@ -189,10 +201,11 @@ impl Hub {
             id,
             codec,
             control,
+            feed,
             tx,
             needs_key: true,
             told: None,
-            needs_cursor: true,
+            needs_cursor: !feed,
         });
         if !state.running {
             let shared = self.shared.clone();
@@ -482,7 +495,7 @@ fn take_change(
 
 /// Whether viewer `v` is shown the picture now, with room in its queue for a tile as well.
 fn takes_tiles(v: &ViewerSlot) -> bool {
-    v.told.is_some() && !v.needs_key && v.tx.capacity() > VIEWER_QUEUE / 2
+    !v.feed && v.told.is_some() && !v.needs_key && v.tx.capacity() > VIEWER_QUEUE / 2
 }
 
 /// Sends the changed box `rect` ahead of its frame to the viewers that take one ([`tile`]): as
@@ -660,7 +673,11 @@ fn tell_clipboard(shared: &Shared, text: String) {
 /// the current cursor with it). An image that does not fit is sent again later.
 fn broadcast(shared: &Shared, msg: &Bytes, image: bool) {
     let mut state = lock(&shared.state);
-    for v in state.viewers.iter_mut().filter(|v| v.told.is_some()) {
+    for v in state
+        .viewers
+        .iter_mut()
+        .filter(|v| v.told.is_some() && !v.feed)
+    {
         if v.tx.try_send(Out::Binary(msg.clone())).is_err() && image {
             v.needs_cursor = true;
         }

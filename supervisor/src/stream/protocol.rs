@@ -117,6 +117,13 @@ pub fn video(key: bool, seq: u32, capture_us: u64, width: u16, height: u16, h264
     b.freeze()
 }
 
+/// The key flag and the H.264 access unit of a `0x10` video frame made by [`video`]; `None`
+/// for any other message.
+pub fn video_payload(msg: &Bytes) -> Option<(bool, Bytes)> {
+    (msg.first() == Some(&VIDEO) && msg.len() >= VIDEO_HEADER)
+        .then(|| (msg[1] == 1, msg.slice(VIDEO_HEADER..)))
+}
+
 /// A box: x, y, width, height.
 fn put_rect(b: &mut BytesMut, rect: Rect) {
     for v in [rect.x, rect.y, rect.width, rect.height] {
