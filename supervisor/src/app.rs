@@ -145,8 +145,8 @@ async fn run_async(
         let (settings, token, stop) = (settings.clone(), neko_api_token.clone(), shutdown.clone());
         http.spawn(async move { start_http(&settings, status_rx, &token, stop).await })
     };
-    match http_start.await {
-        Ok(Ok(())) => {}
+    let neko_feed = match http_start.await {
+        Ok(Ok(feed)) => feed,
         Ok(Err(err)) => {
             eprintln!("deskd: {err}");
             return 1;
@@ -155,9 +155,9 @@ async fn run_async(
             eprintln!("deskd: the HTTP server did not start: {err}");
             return 1;
         }
-    }
+    };
 
-    let specs = settings.all_services(&neko_api_token);
+    let specs = settings.all_services(&neko_api_token, neko_feed);
     let outcome = supervisor::supervise(specs, reaper, status_tx, shutdown.clone()).await;
     match &outcome {
         supervisor::Outcome::CriticalFailed { service, reason } => {
@@ -172,17 +172,18 @@ async fn run_async(
 }
 
 /// Starts serving `settings.http` (spawned, so this returns at once), reading service state
-/// from `status` and stopping when `shutdown` is cancelled. An error (e.g. the port is taken)
-/// ends deskd with exit 1 before any service starts.
+/// from `status` and stopping when `shutdown` is cancelled; returns where neko's video feed
+/// listens, if it runs. An error (e.g. the port is taken) ends deskd with exit 1 before any
+/// service starts.
 async fn start_http(
     settings: &Settings,
     status: watch::Receiver<Snapshot>,
     neko_api_token: &str,
     shutdown: CancellationToken,
-) -> Result<(), String> {
+) -> Result<Option<std::net::SocketAddr>, String> {
     crate::http::start(settings, status, neko_api_token, shutdown)
         .await
-        .map(drop)
+        .map(|started| started.neko_feed)
 }
 
 /// 32 random bytes, hex-encoded.

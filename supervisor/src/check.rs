@@ -47,7 +47,9 @@ pub fn run(configs: &[PathBuf], conf_d: &Path, main: &[String]) -> u8 {
 
 /// The start plan as shown by `deskd check`; errors if the service graph is invalid.
 pub fn plan_text(settings: &Settings) -> Result<String, Vec<String>> {
-    let services = settings.all_services(DUMMY_TOKEN);
+    // The feed's port is chosen when deskd starts; port 0 stands for it.
+    let feed = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let services = settings.all_services(DUMMY_TOKEN, Some(feed));
     let plan = Plan::new(&services).map_err(|e| {
         e.errors
             .iter()

@@ -153,12 +153,34 @@ pub struct NekoSettings {
     pub nat1to1: Vec<String>,
     pub ice_servers: Vec<IceServer>,
     pub audio: bool,
-    /// Frame rate of the screen mode.
+    /// Frame rate of the screen mode (and of neko's own capture, `video = "neko"`).
     pub fps: u32,
     /// Video codec (h264 default).
     pub codec: String,
+    /// Where neko's video comes from.
+    pub video: NekoVideo,
     /// Extra `--key=value` flags passed to neko as they are.
     pub extra_args: Vec<String>,
+}
+
+/// `[neko] video`: where the WebRTC video comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NekoVideo {
+    /// deskd's native stream encoder, through the neko feed ([`crate::neko_feed`]): frames
+    /// only when the screen changed, one encoder for every viewer. The default when the
+    /// native stream is on and the codec is H.264.
+    Deskd,
+    /// neko captures and encodes the screen itself (GStreamer, every frame at `fps`).
+    Neko,
+}
+
+impl NekoVideo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NekoVideo::Deskd => "deskd",
+            NekoVideo::Neko => "neko",
+        }
+    }
 }
 
 /// A STUN/TURN server given to browsers and to neko. `Debug` redacts the credential.
@@ -222,14 +244,23 @@ impl Default for StreamSettings {
 
 impl Settings {
     /// Every service deskd supervises: `display`, then `neko`, then the user's, then main.
-    /// `neko_api_token` is the per-start secret deskd hands to neko.
-    pub fn all_services(&self, neko_api_token: &str) -> Vec<ServiceSpec> {
+    /// `neko_api_token` is the per-start secret deskd hands to neko; `neko_feed` is where
+    /// deskd serves neko its frames (`[neko] video = "deskd"`, [`crate::neko_feed`]).
+    pub fn all_services(
+        &self,
+        neko_api_token: &str,
+        neko_feed: Option<SocketAddr>,
+    ) -> Vec<ServiceSpec> {
         let mut all = Vec::new();
         if let Some(display) = &self.display {
             all.push(crate::display::service(display));
         }
         if let (Some(neko), Some(display)) = (&self.neko, &self.display) {
-            let mut spec = crate::neko::service(neko, display, neko_api_token);
+            let feed = neko_feed.map(|addr| crate::neko::VideoFeed {
+                addr,
+                fps: self.stream.max_fps,
+            });
+            let mut spec = crate::neko::service(neko, display, neko_api_token, feed);
             spec.after = crate::neko::after(neko, self.services.iter().map(|s| s.name.as_str()));
             all.push(spec);
         }
@@ -456,7 +487,7 @@ fn resolve(sources: &[Source], main: &[String], errs: &mut Errors) -> Settings {
         h
     };
     let neko_at = neko_sec.at.clone();
-    let neko = neko_sec.table("neko").and_then(|mut t| {
+    let mut neko = neko_sec.table("neko").and_then(|mut t| {
         let n = sections::neko(&mut t, errs);
         t.finish(errs);
         (!disabled_builtin("neko")).then_some(n)
@@ -480,6 +511,9 @@ fn resolve(sources: &[Source], main: &[String], errs: &mut Errors) -> Settings {
     // Nothing to stream without a display (and no error: `[stream]` may come from a shared
     // base file).
     stream.enabled &= display.is_some();
+    if let Some(n) = &mut neko {
+        n.settings.video = sections::neko_video(n.video.as_ref(), &n.settings, &stream, errs);
+    }
     if let (Some(_), None, Some(at)) = (&neko, &display, &neko_at) {
         errs.key(
             at,

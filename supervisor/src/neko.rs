@@ -11,9 +11,12 @@
 //!   picks the format from the file extension and fails on none.)
 //! - ICE lite (`--webrtc.icelite`): the browser nominates the pair, so ICE connects in one
 //!   round trip instead of after pion's 1 s wait for a peer-reflexive pair.
-//! - The video pipeline is given whole ([`gst_pipeline`]): no frame queue, no clock sync at the
-//!   sink, a key frame every [`KEYFRAME_SECONDS`] (neko ignores key frame requests; the viewer
-//!   enables video only once connected, so the first key frame arrives).
+//! - The video pipeline is given whole. With `[neko] video = "deskd"` (the default) it reads
+//!   deskd's own H.264 frames from the neko feed's loopback port ([`feed_pipeline`],
+//!   [`crate::neko_feed`]); with `"neko"` it captures and encodes the screen itself
+//!   ([`gst_pipeline`]): no frame queue, no clock sync at the sink, a key frame every
+//!   [`KEYFRAME_SECONDS`] (neko ignores key frame requests; the viewer enables video only once
+//!   connected, so the first key frame arrives).
 //! - Audio off: the audio pipeline is replaced by a silent `audiotestsrc` one, which needs no
 //!   PulseAudio; the viewer also asks for `audio: {disabled: true}`, so it never even starts.
 //!   The microphone (browser → desktop audio) is always off: deskd runs no PulseAudio sink for it.
@@ -23,7 +26,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::config::{DisplaySettings, IceServer, NekoSettings};
+use crate::config::{DisplaySettings, IceServer, NekoSettings, NekoVideo};
 use crate::service::{Readiness, RestartPolicy, ServiceSpec};
 
 /// Name of the built-in service.
@@ -68,8 +71,22 @@ pub fn write_empty_config(path: &std::path::Path) -> std::io::Result<()> {
     )
 }
 
-/// The `neko` service spec.
-pub fn service(neko: &NekoSettings, display: &DisplaySettings, api_token: &str) -> ServiceSpec {
+/// Where neko's pipeline reads deskd's frames with `[neko] video = "deskd"`
+/// ([`crate::neko_feed`]): the loopback address deskd listens on, and the feed's frame rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoFeed {
+    pub addr: std::net::SocketAddr,
+    pub fps: u32,
+}
+
+/// The `neko` service spec. `feed` is where deskd serves its frames (used with
+/// `video = "deskd"`).
+pub fn service(
+    neko: &NekoSettings,
+    display: &DisplaySettings,
+    api_token: &str,
+    feed: Option<VideoFeed>,
+) -> ServiceSpec {
     let config_path = empty_config_path();
     // Best effort: if this fails neko exits with "unable to read config file" naming the path,
     // which the supervisor reports; `service` itself stays infallible for `deskd check`.
@@ -77,7 +94,7 @@ pub fn service(neko: &NekoSettings, display: &DisplaySettings, api_token: &str) 
         tracing::warn!(path = %config_path.display(), error = %e, "cannot write neko's empty config file");
     }
 
-    let mut spec = ServiceSpec::new(SERVICE_NAME, command(neko, display, &config_path));
+    let mut spec = ServiceSpec::new(SERVICE_NAME, command(neko, display, &config_path, feed));
     spec.env
         .insert("DISPLAY".to_string(), display.display_name());
     spec.env
@@ -110,6 +127,7 @@ fn command(
     neko: &NekoSettings,
     display: &DisplaySettings,
     config_path: &std::path::Path,
+    feed: Option<VideoFeed>,
 ) -> Vec<String> {
     let dpy = display.display_name();
     let mut c: Vec<String> = vec![neko.binary.clone(), "serve".to_string()];
@@ -137,10 +155,11 @@ fn command(
     );
     flag("capture.video.codec", &neko.codec);
     flag("capture.video.ids", VIDEO_ID);
-    flag(
-        "capture.video.pipelines",
-        &video_pipelines(&neko.codec, neko.fps),
-    );
+    let pipeline = match feed {
+        Some(feed) if neko.video == NekoVideo::Deskd => feed_pipeline(feed),
+        _ => gst_pipeline(&neko.codec, neko.fps),
+    };
+    flag("capture.video.pipelines", &video_pipelines(&pipeline));
     if !neko.audio {
         flag("capture.audio.pipeline", SILENT_AUDIO_PIPELINE);
     }
@@ -328,12 +347,28 @@ pub fn gst_pipeline(codec: &str, fps: u32) -> String {
     p
 }
 
-/// `capture.video.pipelines` as JSON: one pipeline, [`VIDEO_ID`], given whole
-/// ([`gst_pipeline`]).
-fn video_pipelines(codec: &str, fps: u32) -> String {
+/// neko's whole video pipeline with `video = "deskd"`: deskd's H.264 frames from the feed's
+/// port ([`crate::neko_feed`]), cut into access units by `h264parse`, which also stamps each
+/// with one frame period (the caps' frame rate), the duration neko turns into RTP
+/// timestamps. The feed's framing lets `h264parse` finish each access unit the moment it
+/// arrives; the appsink hands it over at once (`sync=false`).
+pub fn feed_pipeline(feed: VideoFeed) -> String {
+    format!(
+        "tcpclientsrc host={} port={} \
+         ! video/x-h264,stream-format=byte-stream,framerate={}/1 \
+         ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au \
+         ! appsink name=appsink sync=false",
+        feed.addr.ip(),
+        feed.addr.port(),
+        feed.fps.max(1)
+    )
+}
+
+/// `capture.video.pipelines` as JSON: one pipeline, [`VIDEO_ID`], given whole.
+fn video_pipelines(pipeline: &str) -> String {
     serde_json::json!({
         VIDEO_ID: {
-            "gst_pipeline": gst_pipeline(codec, fps),
+            "gst_pipeline": pipeline,
             "show_pointer": false,
         }
     })
@@ -366,6 +401,7 @@ mod tests {
             audio: false,
             fps: 30,
             codec: "vp8".to_string(),
+            video: NekoVideo::Neko,
             extra_args: vec!["--debug".to_string()],
         };
         let display = DisplaySettings {
@@ -393,9 +429,43 @@ mod tests {
     }
 
     #[test]
+    fn deskd_video_reads_the_feed_with_its_frame_rate() {
+        let (mut neko, display) = settings();
+        neko.codec = "h264".to_string();
+        neko.video = NekoVideo::Deskd;
+        let feed = VideoFeed {
+            addr: "127.0.0.1:40123".parse().unwrap_or_else(|_| unreachable!()),
+            fps: 60,
+        };
+        let spec = service(&neko, &display, "t", Some(feed));
+        let p = video_flag(&spec)["main"]["gst_pipeline"]
+            .as_str()
+            .expect("pipeline")
+            .to_string();
+        assert!(
+            p.starts_with("tcpclientsrc host=127.0.0.1 port=40123 "),
+            "{p}"
+        );
+        assert!(p.contains("framerate=60/1 ! h264parse"), "{p}");
+        assert!(p.ends_with("! appsink name=appsink sync=false"), "{p}");
+        assert!(!p.contains("ximagesrc"), "{p}");
+        assert!(spec
+            .command
+            .contains(&"--capture.video.codec=h264".to_string()));
+        // neko's own capture, as configured, when it is asked for
+        neko.video = NekoVideo::Neko;
+        let spec = service(&neko, &display, "t", Some(feed));
+        let p = video_flag(&spec)["main"]["gst_pipeline"]
+            .as_str()
+            .expect("pipeline")
+            .to_string();
+        assert!(p.starts_with("ximagesrc"), "{p}");
+    }
+
+    #[test]
     fn video_pipeline_follows_codec_and_fps() {
         let (mut neko, display) = settings();
-        let spec = service(&neko, &display, "t");
+        let spec = service(&neko, &display, "t", None);
         assert!(has(&spec, "--capture.video.ids=main"));
         let main = &video_flag(&spec)["main"];
         let p = main["gst_pipeline"].as_str().expect("a whole pipeline");
@@ -420,7 +490,7 @@ mod tests {
 
         neko.codec = "h264".to_string();
         neko.fps = 60;
-        let spec = service(&neko, &display, "t");
+        let spec = service(&neko, &display, "t", None);
         let p = video_flag(&spec)["main"]["gst_pipeline"]
             .as_str()
             .expect("pipeline")
@@ -440,7 +510,7 @@ mod tests {
         );
         for (codec, enc) in [("vp9", "vp9enc"), ("av1", "av1enc"), ("h265", "x265enc")] {
             neko.codec = codec.to_string();
-            let spec = service(&neko, &display, "t");
+            let spec = service(&neko, &display, "t", None);
             let p = video_flag(&spec)["main"]["gst_pipeline"]
                 .as_str()
                 .expect("pipeline")
@@ -453,7 +523,7 @@ mod tests {
     #[test]
     fn everything_explicit() {
         let (neko, display) = settings();
-        let spec = service(&neko, &display, "s3cret");
+        let spec = service(&neko, &display, "s3cret", None);
         assert_eq!(spec.name, "neko");
         assert_eq!(spec.command[0], "/opt/neko/bin/neko");
         assert_eq!(spec.command[1], "serve");
@@ -507,7 +577,7 @@ mod tests {
     #[test]
     fn env_token_secret_and_scrub() {
         let (neko, display) = settings();
-        let spec = service(&neko, &display, "s3cret");
+        let spec = service(&neko, &display, "s3cret", None);
         assert_eq!(
             spec.env.get(API_TOKEN_ENV).map(String::as_str),
             Some("s3cret")
@@ -541,7 +611,7 @@ mod tests {
         neko.tcpmux = Some(59001);
         neko.audio = true;
         neko.ice_servers.clear();
-        let spec = service(&neko, &display, "t");
+        let spec = service(&neko, &display, "t", None);
         assert!(has(&spec, "--webrtc.epr=59000-59100"));
         assert!(has(&spec, "--webrtc.tcpmux=59001"));
         assert!(!spec

@@ -233,3 +233,299 @@ async fn deskd_run_starts_neko_and_relays_through_it() {
     drop(c);
     drop(deskd);
 }
+
+// ---------------------------------------------------------------------------------------
+// neko's video from deskd's encoder (`[neko] video = "deskd"`, the default): the feed port
+// given in neko's pipeline, read here as neko's `tcpclientsrc` would, and by real GStreamer.
+
+/// The feed's address from the whole pipeline deskd gave neko.
+fn feed_addr(argv: &str) -> (SocketAddr, String) {
+    let json = argv
+        .lines()
+        .find_map(|l| l.strip_prefix("--capture.video.pipelines="))
+        .expect("--capture.video.pipelines in neko's argv");
+    let v: serde_json::Value = serde_json::from_str(json).expect("pipelines JSON");
+    let pipeline = v["main"]["gst_pipeline"]
+        .as_str()
+        .expect("a whole pipeline")
+        .to_string();
+    let re = regex::Regex::new(r"^tcpclientsrc host=(127\.0\.0\.1) port=(\d+) ").expect("re");
+    let c = re
+        .captures(&pipeline)
+        .unwrap_or_else(|| panic!("not the feed's pipeline: {pipeline}"));
+    let addr = format!("{}:{}", &c[1], &c[2]).parse().expect("address");
+    (addr, pipeline)
+}
+
+/// One access unit as it came, classified by its NAL units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unit {
+    Key(Vec<u8>),
+    Delta(Vec<u8>),
+    /// A non-reference P slice of the whole picture, skipped: "nothing changed".
+    Repeat(Vec<u8>),
+}
+
+impl Unit {
+    fn data(&self) -> &[u8] {
+        match self {
+            Unit::Key(d) | Unit::Delta(d) | Unit::Repeat(d) => d,
+        }
+    }
+}
+
+const AUD: [u8; 6] = [0, 0, 0, 1, 0x09, 0xf0];
+const FILLER: [u8; 8] = [0, 0, 0, 1, 0x0c, 0xff, 0xff, 0x80];
+
+/// A feed connection, read as neko's pipeline would.
+struct FeedConn {
+    conn: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl FeedConn {
+    async fn open(addr: SocketAddr) -> FeedConn {
+        let conn = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to the neko feed");
+        FeedConn {
+            conn,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next whole access unit, within `wait`.
+    async fn next(&mut self, wait: Duration) -> Option<Unit> {
+        use tokio::io::AsyncReadExt as _;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let auds: Vec<usize> = self
+                .buf
+                .windows(AUD.len())
+                .enumerate()
+                .filter(|(_, w)| *w == AUD)
+                .map(|(i, _)| i)
+                .take(2)
+                .collect();
+            if let [a, b] = auds[..] {
+                let body = &self.buf[a + AUD.len()..b];
+                assert!(
+                    body.starts_with(&FILLER),
+                    "a delimiter is followed by the filler: {:02x?}",
+                    &body[..body.len().min(12)]
+                );
+                let au = body[FILLER.len()..].to_vec();
+                self.buf.drain(..b);
+                return Some(classify(au));
+            }
+            let mut chunk = [0u8; 65536];
+            let n = tokio::time::timeout_at(deadline, self.conn.read(&mut chunk))
+                .await
+                .ok()?
+                .expect("read the feed");
+            assert!(n > 0, "deskd closed the feed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn classify(au: Vec<u8>) -> Unit {
+    // Every start code ends in 00 00 01 (a four-byte one has one more zero before).
+    let headers: Vec<u8> = au
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| *w == [0, 0, 1])
+        .filter_map(|(i, _)| au.get(i + 3).copied())
+        .collect();
+    if headers.iter().any(|h| h & 0x1f == 5) {
+        Unit::Key(au)
+    } else if headers == [0x01] {
+        Unit::Repeat(au)
+    } else {
+        assert!(
+            headers.iter().all(|h| h & 0x1f == 1 && h & 0x60 != 0),
+            "an encoder frame is reference P slices: {headers:02x?}"
+        );
+        Unit::Delta(au)
+    }
+}
+
+/// Decodes each unit in order; the last picture as RGBA and its width.
+fn decode(dec: &mut openh264::decoder::Decoder, units: &[Unit]) -> (Vec<u8>, usize) {
+    use openh264::formats::YUVSource as _;
+    let mut last = (Vec::new(), 0);
+    for (i, u) in units.iter().enumerate() {
+        let yuv = dec
+            .decode(u.data())
+            .unwrap_or_else(|e| panic!("unit {i} ({:?}) does not decode: {e}", kind(u)))
+            .unwrap_or_else(|| panic!("unit {i} gave no picture"));
+        let (w, h) = yuv.dimensions();
+        let mut rgba = vec![0; w * h * 4];
+        yuv.write_rgba8(&mut rgba);
+        last = (rgba, w);
+    }
+    last
+}
+
+fn kind(u: &Unit) -> &'static str {
+    match u {
+        Unit::Key(_) => "key",
+        Unit::Delta(_) => "delta",
+        Unit::Repeat(_) => "repeat",
+    }
+}
+
+#[tokio::test]
+async fn neko_is_fed_deskd_frames_one_per_period_with_key_frames_when_video_turns_on() {
+    if !xvfb_available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("deskd-feed-e2e-{}", std::process::id()));
+    let (_deskd, addr) = start_deskd(&dir, Some(TOKEN), Stdio::inherit());
+    assert!(
+        wait_ready(addr, Duration::from_secs(60)).await,
+        "deskd never became ready"
+    );
+    let argv = std::fs::read_to_string(dir.join("argv")).expect("argv");
+    assert!(argv.lines().any(|l| l == "--capture.video.codec=h264"));
+    let (feed, pipeline) = feed_addr(&argv);
+    let display = argv
+        .lines()
+        .find_map(|l| l.strip_prefix("--desktop.display="))
+        .expect("display")
+        .to_string();
+
+    // The first unit is a key frame; then, the screen being still, repeats at the frame
+    // rate ([stream] max_fps = 60) and nothing else.
+    let mut conn = FeedConn::open(feed).await;
+    let first = conn
+        .next(Duration::from_secs(10))
+        .await
+        .expect("a first unit");
+    assert!(
+        matches!(first, Unit::Key(_)),
+        "first unit: {}",
+        kind(&first)
+    );
+    let mut units = vec![first];
+    let settle = tokio::time::Instant::now() + Duration::from_millis(500);
+    while tokio::time::Instant::now() < settle {
+        units.push(conn.next(Duration::from_secs(2)).await.expect("a unit"));
+    }
+    let started = std::time::Instant::now();
+    let mut still = Vec::new();
+    while started.elapsed() < Duration::from_secs(2) {
+        still.push(conn.next(Duration::from_secs(2)).await.expect("a unit"));
+    }
+    let n = still.len();
+    assert!(
+        (60..=180).contains(&n),
+        "{n} units in 2 s; one per 1/60 s is 120"
+    );
+    let repeats = still
+        .iter()
+        .filter(|u| matches!(u, Unit::Repeat(_)))
+        .count();
+    assert_eq!(repeats, n, "a still screen gives repeats only");
+    assert!(still[0].data().len() < 40, "a repeat is tiny");
+    units.extend(still);
+    let mut dec = openh264::decoder::Decoder::new().expect("decoder");
+    let (_, width) = decode(&mut dec, &units);
+    assert_eq!(width, 640);
+
+    // A change on the screen arrives as the encoder's frame, and decodes to it.
+    let status = Command::new("xsetroot")
+        .args(["-display", &display, "-solid", "#d02020"])
+        .status()
+        .expect("xsetroot");
+    assert!(status.success());
+    let mut after = Vec::new();
+    let seen_change = loop {
+        let u = conn.next(Duration::from_secs(5)).await.expect("a unit");
+        let changed = !matches!(u, Unit::Repeat(_));
+        after.push(u);
+        if changed {
+            break true;
+        }
+        assert!(after.len() < 600, "no frame for the change");
+    };
+    assert!(seen_change);
+    let (rgba, w) = decode(&mut dec, &after);
+    let i = (240 * w + 320) * 4;
+    let px = &rgba[i..i + 3];
+    assert!(
+        px[0] > 170 && px[1] < 70 && px[2] < 70,
+        "the decoded screen is red after the change: {px:?}"
+    );
+
+    // neko telling a browser its video is on (the stand-in echoes signal/video as neko
+    // does) brings a key frame at once and one more about a second later.
+    let mut relay = connect(addr).await;
+    use futures_util::SinkExt as _;
+    relay
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            r#"{"event":"signal/video","payload":{"disabled":false}}"#.into(),
+        ))
+        .await
+        .expect("send signal/video");
+    let asked = std::time::Instant::now();
+    let mut keys = Vec::new();
+    while keys.len() < 2 && asked.elapsed() < Duration::from_secs(4) {
+        if let Some(Unit::Key(_)) = conn.next(Duration::from_secs(4)).await {
+            keys.push(asked.elapsed());
+        }
+    }
+    assert_eq!(keys.len(), 2, "two key frames after video on: {keys:?}");
+    assert!(keys[0] < Duration::from_millis(700), "{keys:?}");
+    assert!(keys[1] >= Duration::from_millis(800), "{keys:?}");
+
+    // Real GStreamer, with neko's pipeline (its appsink swapped for a printing fakesink):
+    // h264parse hands on units stamped with one frame period, the first a key frame.
+    let launch = pipeline.replace(
+        "appsink name=appsink sync=false",
+        "fakesink silent=false sync=false",
+    );
+    let mut gst = Command::new("gst-launch-1.0")
+        .arg("-v")
+        .args(launch.split_whitespace())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gst-launch-1.0 (gstreamer1.0-tools, from scripts/setup-deps)");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = gst.kill();
+    let out = gst.wait_with_output().expect("gst-launch output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let chains: Vec<&str> = text.lines().filter(|l| l.contains("chain")).collect();
+    assert!(
+        chains.len() >= 20,
+        "h264parse handed on {} units in 1.5 s:\n{text}\n{}",
+        chains.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        chains
+            .iter()
+            .all(|l| l.contains("duration: 0:00:00.016666666")),
+        "each unit lasts one period:\n{}",
+        chains[..3].join("\n")
+    );
+    assert!(
+        !chains[0].contains("delta-unit"),
+        "the first is a key frame: {}",
+        chains[0]
+    );
+
+    // Two connections are open (ours and the one GStreamer had may still be closing): a
+    // third beyond MAX_CONNECTIONS is closed at once.
+    let _second = FeedConn::open(feed).await;
+    let mut third = FeedConn::open(feed).await;
+    use tokio::io::AsyncReadExt as _;
+    let mut b = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), third.conn.read(&mut b))
+        .await
+        .expect("the third connection is answered")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "a connection over the limit is closed without frames");
+    drop(relay);
+}

@@ -1644,6 +1644,38 @@ async fn real_neko(neko: PathBuf) {
     )
     .await;
     tab.screenshot("viewer-real-neko.png").await;
+    // The picture is the screen's, and a change reaches it: with `[neko] video = "deskd"`
+    // neko sends deskd's encoder's frames, repeats of the last one in between.
+    wait_video_pixel(
+        &tab,
+        100,
+        50,
+        [0xe0, 0x40, 0x40],
+        "the red box in neko's video",
+    )
+    .await;
+    wait_video_pixel(
+        &tab,
+        640,
+        400,
+        [0x30, 0x60, 0xa0],
+        "the blue ground in neko's video",
+    )
+    .await;
+    window = tokio::task::spawn_blocking(move || {
+        window.fill(0x40c040, 560, 340, 200, 120);
+        window
+    })
+    .await
+    .expect("fill");
+    wait_video_pixel(
+        &tab,
+        640,
+        400,
+        [0x40, 0xc0, 0x40],
+        "a change in neko's video",
+    )
+    .await;
 
     // A click at desktop (300, 200): neko makes the page host, then the press lands there.
     let rect = tab
@@ -1709,6 +1741,19 @@ fn quadrant_points(centre: [u8; 3]) -> ([(f64, f64); 5], [[u8; 3]; 5]) {
         ],
         [RED, GREEN, BLUE, WHITE, centre],
     )
+}
+
+/// Waits until `#screen`'s pixel (x, y) is near `rgb` (a video's colours are a codec's).
+async fn wait_video_pixel(tab: &Tab<'_>, x: u32, y: u32, rgb: [u8; 3], what: &str) {
+    let [r, g, b] = rgb;
+    tab.wait_for(
+        &format!(
+            "(() => {{ const p = {}; return Math.abs(p[0] - {r}) < 24 && Math.abs(p[1] - {g}) < 24 && Math.abs(p[2] - {b}) < 24; }})()",
+            canvas_pixel(x, y)
+        ),
+        what,
+    )
+    .await;
 }
 
 /// JavaScript for the RGB of `#screen`'s pixel (x, y), read through a scratch canvas: the

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use super::reader::{Table, Val};
 use super::source::{Errors, Loc};
 use super::values;
-use super::{ApiSettings, DisplaySettings, HttpSettings, IceServer, NekoSettings, StreamSettings};
+use super::{
+    ApiSettings, DisplaySettings, HttpSettings, IceServer, NekoSettings, NekoVideo, StreamSettings,
+};
 
 /// Defaults of `[display]`.
 pub(crate) const DEFAULT_DISPLAY_NUMBER: u32 = 99;
@@ -152,6 +154,8 @@ pub(crate) fn http(t: &mut Table<'_>, errs: &mut Errors) -> ParsedHttp {
 /// `[neko]` read, plus where its program and TCP port are named.
 pub(crate) struct ParsedNeko {
     pub settings: NekoSettings,
+    /// `video` as written (resolved with `[stream]` by [`neko_video`]).
+    pub video: Option<Val<NekoVideo>>,
     pub binary_loc: Loc,
     pub bind_loc: Loc,
     pub tcpmux_loc: Option<Loc>,
@@ -226,6 +230,13 @@ pub(crate) fn neko(t: &mut Table<'_>, errs: &mut Errors) -> ParsedNeko {
             ))
         }
     });
+    let video = t.parse("video", errs, |v: String| match v.as_str() {
+        "deskd" => Ok(NekoVideo::Deskd),
+        "neko" => Ok(NekoVideo::Neko),
+        _ => Err(format!(
+            "unknown video source {v:?}; expected \"deskd\" or \"neko\""
+        )),
+    });
     let extra_args = t.list("extra_args", errs);
     if let Some(args) = &extra_args {
         for a in args {
@@ -268,6 +279,7 @@ pub(crate) fn neko(t: &mut Table<'_>, errs: &mut Errors) -> ParsedNeko {
         (None, None) => Some(DEFAULT_UDP_PORT),
     };
     ParsedNeko {
+        video,
         binary_loc: binary
             .as_ref()
             .map_or_else(|| t.at().clone(), |b| b.loc.clone()),
@@ -288,10 +300,45 @@ pub(crate) fn neko(t: &mut Table<'_>, errs: &mut Errors) -> ParsedNeko {
             audio: audio.is_some_and(|a| a.v),
             fps: fps.map_or(DEFAULT_FPS, |f| f.v),
             codec: codec.map_or_else(|| DEFAULT_CODEC.to_string(), |c| c.v),
+            // resolved with [stream] by neko_video
+            video: NekoVideo::Neko,
             extra_args: extra_args
                 .map(|l| l.into_iter().map(|a| a.v).collect())
                 .unwrap_or_default(),
         },
+    }
+}
+
+/// `[neko] video` resolved: as written if `[stream]` and the codec allow it (an error naming
+/// what is in the way if not), else deskd's encoder when the native stream is on and the
+/// codec is H.264, else neko's own capture.
+pub(crate) fn neko_video(
+    written: Option<&Val<NekoVideo>>,
+    neko: &NekoSettings,
+    stream: &StreamSettings,
+    errs: &mut Errors,
+) -> NekoVideo {
+    let usable = stream.enabled && neko.codec == "h264";
+    match written {
+        Some(v) if v.v == NekoVideo::Deskd && !usable => {
+            let why = if stream.enabled {
+                format!(
+                    "codec is {:?}; deskd's encoder makes H.264: set codec = \"h264\" or video = \"neko\"",
+                    neko.codec
+                )
+            } else {
+                "[stream] is off (or there is no [display]); deskd's encoder is the native stream's: enable it or set video = \"neko\"".to_string()
+            };
+            errs.key(
+                &v.loc,
+                "neko.video",
+                format!("\"deskd\" needs the native stream: {why}"),
+            );
+            NekoVideo::Neko
+        }
+        Some(v) => v.v,
+        None if usable => NekoVideo::Deskd,
+        None => NekoVideo::Neko,
     }
 }
 

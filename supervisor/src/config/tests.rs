@@ -343,6 +343,58 @@ fn neko_defaults_and_media_ports() {
 }
 
 #[test]
+fn neko_video_is_deskds_encoder_when_it_can_be() {
+    let video = |text: &str| {
+        ok(&[(
+            "a.toml",
+            &format!("{DISPLAY}[neko]\nbinary = \"true\"\n{text}"),
+        )])
+        .neko
+        .map(|n| n.video)
+    };
+    assert_eq!(video(""), Some(NekoVideo::Deskd));
+    assert_eq!(video("codec = \"vp8\"\n"), Some(NekoVideo::Neko));
+    assert_eq!(video("video = \"neko\"\n"), Some(NekoVideo::Neko));
+    assert_eq!(
+        video("[stream]\nenabled = false\n"),
+        Some(NekoVideo::Neko),
+        "no native stream, no encoder to share"
+    );
+    assert_eq!(video("video = \"deskd\"\n"), Some(NekoVideo::Deskd));
+
+    let errs = errors(&[(
+        "a.toml",
+        &format!("{DISPLAY}[neko]\nbinary = \"true\"\ncodec = \"vp8\"\nvideo = \"deskd\"\n"),
+    )]);
+    assert!(
+        has(&errs, "a.toml:6: neko.video: ", "codec is \"vp8\""),
+        "{errs:#?}"
+    );
+    let errs = errors(&[(
+        "a.toml",
+        &format!(
+            "{DISPLAY}[neko]\nbinary = \"true\"\nvideo = \"deskd\"\n[stream]\nenabled = false\n"
+        ),
+    )]);
+    assert!(
+        has(&errs, "a.toml:5: neko.video: ", "[stream] is off"),
+        "{errs:#?}"
+    );
+    let errs = errors(&[(
+        "a.toml",
+        &format!("{DISPLAY}[neko]\nbinary = \"true\"\nvideo = \"x11\"\n"),
+    )]);
+    assert!(
+        has(
+            &errs,
+            "a.toml:5: neko.video: ",
+            "unknown video source \"x11\""
+        ),
+        "{errs:#?}"
+    );
+}
+
+#[test]
 fn neko_validation() {
     let errs = errors(&[(
         "a.toml",

@@ -33,7 +33,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::NekoVideo;
 use crate::metrics::Metrics;
+use crate::neko_feed::NekoFeed;
 use crate::supervisor::Snapshot;
 
 /// State shared by every handler.
@@ -232,15 +234,24 @@ impl AcceptErrors {
     }
 }
 
+/// What [`start`] started.
+pub struct Started {
+    /// The server task.
+    pub task: tokio::task::JoinHandle<()>,
+    /// Where neko's video pipeline reads deskd's frames (`[neko] video = "deskd"`).
+    pub neko_feed: Option<std::net::SocketAddr>,
+}
+
 /// Binds `settings.http.listen`, builds the state (tokens, relay settings from `[neko]` and
-/// the per-start API token, the desktop for the agent API), prints the login URL when the
-/// token was generated, and spawns [`serve`]. Errors name what failed (e.g. the address).
+/// the per-start API token, the desktop for the agent API, the native stream and neko's
+/// feed from it), prints the login URL when the token was generated, and spawns [`serve`].
+/// Errors name what failed (e.g. the address).
 pub async fn start(
     settings: &crate::config::Settings,
     status: watch::Receiver<Snapshot>,
     neko_api_token: &str,
     shutdown: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>, String> {
+) -> Result<Started, String> {
     let auth =
         auth::Auth::from_settings(&settings.http).map_err(|e| format!("access token: {e}"))?;
     let listen = settings.http.listen;
@@ -248,13 +259,10 @@ pub async fn start(
         .await
         .map_err(|e| format!("cannot listen on {listen} ([http] listen or --listen): {e}"))?;
     let local = listener.local_addr().unwrap_or(listen);
-    let relay = settings.neko.as_ref().map(|n| {
-        Arc::new(relay::RelaySettings::new(
-            n.bind,
-            neko_api_token,
-            &settings.http,
-        ))
-    });
+    let mut relay = settings
+        .neko
+        .as_ref()
+        .map(|n| relay::RelaySettings::new(n.bind, neko_api_token, &settings.http));
     let desktop = match (&settings.display, settings.api.enabled) {
         (Some(d), true) => Some(Arc::new(crate::desktop::Desktop::new(
             &d.display_name(),
@@ -281,6 +289,24 @@ pub async fn start(
         }
         _ => None,
     };
+    // neko's video from the native stream's encoder ([neko] video = "deskd").
+    let neko_feed = match (&stream, &settings.neko) {
+        (Some(native), Some(neko)) if neko.video == NekoVideo::Deskd => {
+            let feed = NekoFeed::start(
+                native.stream.hub.clone(),
+                settings.stream.max_fps,
+                shutdown.child_token(),
+            )
+            .await
+            .map_err(|e| format!("neko video feed: cannot listen on loopback: {e}"))?;
+            Some(Arc::new(feed))
+        }
+        _ => None,
+    };
+    if let Some(r) = &mut relay {
+        r.neko_feed = neko_feed.clone();
+    }
+    let relay = relay.map(Arc::new);
     let state = AppState {
         auth: Arc::new(auth),
         status,
@@ -300,11 +326,15 @@ pub async fn start(
         }
     }
     tracing::info!(listen = %local, "HTTP server listening");
-    Ok(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = serve(listener, state, shutdown).await {
             tracing::error!(listen = %local, error = %e, "HTTP server failed");
         }
-    }))
+    });
+    Ok(Started {
+        task,
+        neko_feed: neko_feed.map(|f| f.addr()),
+    })
 }
 
 /// `200` while deskd runs.

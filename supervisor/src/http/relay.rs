@@ -68,6 +68,7 @@ use super::neko_api::{NekoApi, NekoApiError, Session};
 use super::AppState;
 use crate::config::HttpSettings;
 use crate::metrics::{Direction, Metrics, Refusal};
+use crate::neko_feed::NekoFeed;
 use crate::supervisor::{ServiceState, Snapshot};
 
 /// Close code: neko is unavailable or restarted; reconnect with backoff.
@@ -98,6 +99,8 @@ pub struct RelaySettings {
     clients: Arc<ClientSlots>,
     next_id: AtomicU64,
     closing: CancellationToken,
+    /// neko's video from deskd's encoder, when `[neko] video = "deskd"`.
+    pub neko_feed: Option<Arc<NekoFeed>>,
 }
 
 impl std::fmt::Debug for RelaySettings {
@@ -127,6 +130,7 @@ impl RelaySettings {
             clients: Arc::new(ClientSlots::new(http.max_clients)),
             next_id: AtomicU64::new(1),
             closing: CancellationToken::new(),
+            neko_feed: None,
         }
     }
 
@@ -312,6 +316,9 @@ pub struct Policy {
     pub max_frame_bytes: usize,
     pub queue: usize,
     pub stall_timeout: Duration,
+    /// neko's video from deskd's encoder: asked for key frames when neko turns a browser's
+    /// video on (neko itself never passes a key frame request on).
+    pub neko_feed: Option<Arc<NekoFeed>>,
 }
 
 /// Read buffer of each WebSocket (browser and neko side). tungstenite's default is 128 KiB
@@ -466,6 +473,7 @@ where
         Side::Neko => Side::Browser,
     };
     let filter = from == Side::Browser && policy.access == Access::View;
+    let feed = policy.neko_feed.as_ref().filter(|_| from == Side::Neko);
     loop {
         let frame = match rx.next().await {
             None => {
@@ -490,6 +498,11 @@ where
             continue;
         }
         metrics.relayed(dir, len);
+        if let Some(feed) = feed {
+            if video_turned_on(&frame) {
+                feed.request_key_frames();
+            }
+        }
         match tx.try_send(frame) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(frame)) => {
@@ -563,6 +576,33 @@ pub fn view_allows(frame: &Frame) -> bool {
         Frame::Binary(_) => false,
         Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) => true,
     }
+}
+
+/// Whether `frame` is neko telling the browser that its video is on (`signal/video` with
+/// `disabled: false`): neko has then added it to the pipeline's listeners, which wait for a
+/// key frame.
+pub fn video_turned_on(frame: &Frame) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        event: String,
+        #[serde(default)]
+        payload: Option<Video>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Video {
+        #[serde(default)]
+        disabled: Option<bool>,
+    }
+    let Frame::Text(bytes) = frame else {
+        return false;
+    };
+    // Most of neko's messages are other events: skip them without parsing.
+    if !bytes.windows(12).any(|w| w == b"signal/video") {
+        return false;
+    }
+    serde_json::from_slice::<Message>(bytes).is_ok_and(|m| {
+        m.event == "signal/video" && m.payload.is_some_and(|v| v.disabled == Some(false))
+    })
 }
 
 /// The values of every top-level key of a JSON object that Go would take for `event`
@@ -942,6 +982,7 @@ async fn signaling(
         max_frame_bytes: relay.max_frame_bytes,
         queue: relay.queue,
         stall_timeout: relay.stall_timeout,
+        neko_feed: relay.neko_feed.clone(),
     };
     let status = state.status.clone();
     let closing = relay.closing.clone();
@@ -1061,7 +1102,27 @@ mod tests {
             max_frame_bytes: 64,
             queue: 4,
             stall_timeout: Duration::from_millis(200),
+            neko_feed: None,
         }
+    }
+
+    #[test]
+    fn video_turned_on_is_neko_saying_so() {
+        assert!(video_turned_on(&text(
+            r#"{"event":"signal/video","payload":{"disabled":false,"id":"main","video":"main","auto":false}}"#
+        )));
+        for not in [
+            r#"{"event":"signal/video","payload":{"disabled":true,"id":"main"}}"#,
+            r#"{"event":"signal/video","payload":{"id":"main"}}"#,
+            r#"{"event":"signal/audio","payload":{"disabled":false}}"#,
+            r#"{"event":"chat/message","payload":{"text":"signal/video","disabled":false}}"#,
+            r#"{"event":"signal/video""#,
+        ] {
+            assert!(!video_turned_on(&text(not)), "{not}");
+        }
+        assert!(!video_turned_on(&Frame::Binary(Bytes::from_static(
+            br#"{"event":"signal/video","payload":{"disabled":false}}"#
+        ))));
     }
 
     fn text(s: &str) -> Frame {
