@@ -24,7 +24,8 @@
 //! pair so WebRTC has a host candidate), so nothing reaches the host's interfaces.
 //! `DESKD_BENCH_ROUNDS` sets the rounds (default 3), `-- --quick` makes a short run,
 //! `DESKD_BENCH_STACKS=ws,x11vnc,x11vnc-tuned,webrtc` picks stacks, `DESKD_BENCH_VIEWER_QUERY`
-//! adds to the viewer page's query (`worker=0`: the native stream in the page, not its worker).
+//! adds to the viewer page's query (`worker=0`: the native stream in the page, not its worker),
+//! `DESKD_BENCH_NEKO_CONFIG` to the `[neko]` table (`video = "neko"`: neko's own capture).
 
 #[path = "stream/cdp.rs"]
 mod cdp;
@@ -204,8 +205,19 @@ struct Res {
     /// Flip: key event written to DevTools -> the flip window got the key press (any stack).
     flip_input: Vec<f64>,
     legs_typed: Vec<[f64; 6]>,
+    /// WebRTC: the receiver's averages per frame after the flips (see [`RTC_VIDEO`]).
+    rtc_video: Vec<[f64; 5]>,
     errors: Vec<String>,
 }
+
+/// What Chromium's inbound-rtp video stats say a frame spent, on average (`probe.js`).
+const RTC_VIDEO: [&str; 5] = [
+    "jitter buffer",
+    "its target",
+    "its minimum",
+    "decode",
+    "packet->decoded",
+];
 
 /// The legs of one native-stream sample, from the page's record of the frame that showed it.
 const LEGS: [&str; 6] = [
@@ -692,6 +704,15 @@ async fn flip_latency(ctx: &Ctx<'_>, tab: &Tab<'_>, round: usize, r: &mut Res) -
         }
         tokio::time::sleep(jitter.ms(80, 220)).await;
     }
+    if let Ok(v) = tab.eval("__bench.rtcVideo()").await {
+        if let Some(a) = v.as_array().filter(|a| a.len() == 5) {
+            let mut out = [f64::NAN; 5];
+            for (o, x) in out.iter_mut().zip(a) {
+                *o = x.as_f64().unwrap_or(f64::NAN);
+            }
+            r.rtc_video.push(out);
+        }
+    }
     Ok(())
 }
 
@@ -940,6 +961,32 @@ fn report(
                 }
                 println!();
             }
+        }
+    }
+
+    let with_rtc: Vec<_> = stacks
+        .iter()
+        .filter(|&&s| !get(s).rtc_video.is_empty())
+        .collect();
+    if !with_rtc.is_empty() {
+        println!("\n== WebRTC receiver, ms per frame (Chromium's inbound-rtp video stats after the flips, median over rounds; repeats count as frames) ==");
+        print!("{:<16}", "stack");
+        for l in RTC_VIDEO {
+            print!(" {l:>16}");
+        }
+        println!();
+        for &&s in &with_rtc {
+            print!("{:<16}", s.name());
+            for i in 0..RTC_VIDEO.len() {
+                let col: Vec<f64> = get(s)
+                    .rtc_video
+                    .iter()
+                    .map(|l| l[i])
+                    .filter(|v| !v.is_nan())
+                    .collect();
+                print!(" {:>16}", f1(median(&col)));
+            }
+            println!();
         }
     }
 

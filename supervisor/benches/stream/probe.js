@@ -92,6 +92,34 @@
     return B.wsIn + B.wsOut + rtc + worker;
   };
 
+  // ---- the WebRTC receiver's own account of a video frame's time (Chromium's inbound-rtp
+  // stats), as averages per frame in ms: jitter buffer, its target, its minimum, decode,
+  // and processing (first packet received -> decoded)
+  B.rtcVideo = async () => {
+    for (const pc of B.pcs) {
+      try {
+        const stats = await pc.getStats();
+        let out = null;
+        stats.forEach((r) => {
+          if (r.type !== "inbound-rtp" || r.kind !== "video" || !r.framesDecoded) return;
+          const per = (x, n) => (n ? (1000 * (x || 0)) / n : null);
+          const emitted = r.jitterBufferEmittedCount;
+          out = [
+            per(r.jitterBufferDelay, emitted),
+            per(r.jitterBufferTargetDelay, emitted),
+            per(r.jitterBufferMinimumDelay, emitted),
+            per(r.totalDecodeTime, r.framesDecoded),
+            per(r.totalProcessingDelay, r.framesDecoded),
+          ];
+        });
+        if (out) return out;
+      } catch (_) {
+        // a closed connection has no stats
+      }
+    }
+    return null;
+  };
+
   // ---- first decoded WebCodecs frame
   if (window.VideoDecoder) {
     window.VideoDecoder = wrap(

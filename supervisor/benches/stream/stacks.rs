@@ -125,6 +125,11 @@ impl Deskd {
                 neko.display(),
                 free_port()?
             ));
+            // e.g. `video = "neko"`: neko's own capture, to compare with deskd's encoder.
+            if let Ok(extra) = std::env::var("DESKD_BENCH_NEKO_CONFIG") {
+                config.push_str(&extra);
+                config.push('\n');
+            }
         }
         let path = dir.join("deskd.toml");
         std::fs::write(&path, config).context("write deskd.toml")?;
