@@ -367,6 +367,25 @@ fn decode(dec: &mut openh264::decoder::Decoder, units: &[Unit]) -> (Vec<u8>, usi
     last
 }
 
+/// Paints the root window `rgb` (what `xsetroot -solid` does, without needing it on PATH).
+fn paint_root(display: &str, rgb: u32) {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{ChangeWindowAttributesAux, ConnectionExt as _};
+    let (c, screen) = x11rb::connect(Some(display)).expect("connect to the X display");
+    let root = c.setup().roots[screen].root;
+    c.change_window_attributes(
+        root,
+        &ChangeWindowAttributesAux::new().background_pixel(rgb),
+    )
+    .expect("set the root background");
+    c.clear_area(false, root, 0, 0, 0, 0)
+        .expect("clear the root");
+    c.get_input_focus()
+        .expect("round trip")
+        .reply()
+        .expect("X answered");
+}
+
 fn kind(u: &Unit) -> &'static str {
     match u {
         Unit::Key(_) => "key",
@@ -434,11 +453,7 @@ async fn neko_is_fed_deskd_frames_one_per_period_with_key_frames_when_video_turn
     assert_eq!(width, 640);
 
     // A change on the screen arrives as the encoder's frame, and decodes to it.
-    let status = Command::new("xsetroot")
-        .args(["-display", &display, "-solid", "#d02020"])
-        .status()
-        .expect("xsetroot");
-    assert!(status.success());
+    paint_root(&display, 0xd02020);
     let mut after = Vec::new();
     let seen_change = loop {
         let u = conn.next(Duration::from_secs(5)).await.expect("a unit");
