@@ -106,12 +106,23 @@
               pkgs.util-linux
               pkgs.nodejs
               pkgs.python3 # service commands and the orphan-storm script of the tests
+              # relay_e2e runs neko's feed pipeline (tcpclientsrc ! h264parse) in gst-launch-1.0.
+              (pkgs.gst_all_1.gstreamer.bin or pkgs.gst_all_1.gstreamer.dev)
             ];
             env = (old.env or { }) // {
               LANG = "C.UTF-8";
               LC_ALL = "C.UTF-8";
               # openbox draws its titles with pango: give fontconfig fonts, as the image does.
               FONTCONFIG_FILE = "${pkgs.makeFontsConf { fontDirectories = [ pkgs.dejavu_fonts ]; }}";
+              # The plugins of that pipeline: core elements, tcp (base), videoparsersbad (bad).
+              GST_PLUGIN_SYSTEM_PATH_1_0 = lib.makeSearchPathOutput "lib" "lib/gstreamer-1.0" (
+                with pkgs.gst_all_1;
+                [
+                  gstreamer
+                  gst-plugins-base
+                  gst-plugins-bad
+                ]
+              );
             };
             installPhase = "touch $out";
           });

@@ -36,6 +36,9 @@ PACKAGES: dict[str, list[str]] = {
     "util-linux": ["deb:util-linux", "deb:mount", "deb:bsdutils", "kill"],
     "nodejs": ["node"],
     "python3": ["python3"],
+    # nixpkgs' gstreamer keeps its programs in the bin output; the plugins come from
+    # GST_PLUGIN_SYSTEM_PATH_1_0, which the stand-in leaves to Debian's default directory.
+    "gstreamer-bin": ["gst-launch-1.0"],
 }
 # What stdenv puts on every build's PATH.
 STDENV = [f"deb:{p}" for p in "coreutils findutils diffutils grep sed tar gzip bzip2 xz-utils patch make bash".split()]
