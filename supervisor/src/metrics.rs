@@ -101,6 +101,8 @@ struct StreamCounters {
     images: AtomicU64,
     image_bytes: AtomicU64,
     image_us: AtomicU64,
+    /// Round trips to the X server for the pointer position.
+    pointer_polls: AtomicU64,
     /// Frames a slow viewer skipped.
     dropped: AtomicU64,
     /// Input messages refused (view-only clients).
@@ -202,6 +204,11 @@ impl Metrics {
         s.image_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         s.image_us
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The pointer position was asked of the X server once.
+    pub fn stream_pointer_polled(&self) {
+        self.stream.pointer_polls.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn stream_dropped(&self) {
@@ -519,6 +526,17 @@ impl Metrics {
             "Bytes of those tiles.",
         );
         let _ = writeln!(out, "deskd_stream_tile_bytes_total {}", load(&s.tile_bytes));
+        header(
+            out,
+            "deskd_stream_pointer_polls_total",
+            "counter",
+            "Round trips to the X server for the pointer position (only while a viewer draws the cursor).",
+        );
+        let _ = writeln!(
+            out,
+            "deskd_stream_pointer_polls_total {}",
+            load(&s.pointer_polls)
+        );
         header(
             out,
             "deskd_stream_images_encoded_total",

@@ -21,6 +21,7 @@ use std::time::Duration;
 use deskd_run::{free_display, free_port, wait_ready, DeskdRun};
 use harness::{bearer, expect_close, http_request, next_text};
 use hyper::http::{Method, StatusCode};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 const TOKEN: &str = "e2e-control-token";
 
@@ -448,6 +449,12 @@ async fn neko_is_fed_deskd_frames_one_per_period_with_key_frames_when_video_turn
     assert_eq!(repeats, n, "a still screen gives repeats only");
     assert!(still[0].data().len() < 40, "a repeat is tiny");
     units.extend(still);
+    // neko draws no cursor: with the feed as the only viewer the pointer is never polled.
+    assert_eq!(
+        pointer_polls(addr).await,
+        0,
+        "pointer polls with the feed alone"
+    );
     let mut dec = openh264::decoder::Decoder::new().expect("decoder");
     let (_, width) = decode(&mut dec, &units);
     assert_eq!(width, 640);
@@ -543,4 +550,35 @@ async fn neko_is_fed_deskd_frames_one_per_period_with_key_frames_when_video_turn
         .unwrap_or(0);
     assert_eq!(n, 0, "a connection over the limit is closed without frames");
     drop(relay);
+
+    // A viewer that draws the cursor brings the polling back.
+    let mut req = format!("ws://{addr}/stream/ws")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {TOKEN}").parse().expect("header"),
+    );
+    let (_viewer, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("a /stream/ws viewer");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pointer_polls(addr).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a /stream/ws viewer never had the pointer polled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `deskd_stream_pointer_polls_total` from `/metrics`.
+async fn pointer_polls(addr: SocketAddr) -> u64 {
+    let (status, _, text) =
+        http_request(addr, Method::GET, "/metrics", &[bearer(TOKEN)], None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("deskd_stream_pointer_polls_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no deskd_stream_pointer_polls_total in:\n{text}"))
 }

@@ -5,7 +5,9 @@
 //! connection and a wake socket: damage after idle is captured at once, frames are at most
 //! `max_fps` apart, a static screen encodes nothing. The pointer position is polled at the
 //! frame rate while it moves and at [`POINTER_RESTING_POLL`] once it has rested for
-//! [`POINTER_REST`] (a round trip to the X server 60 times a second was most of the idle cost). One refinement frame follows the last change by
+//! [`POINTER_REST`] (a round trip to the X server 60 times a second was most of the idle
+//! cost), and not at all while neko's feed is the only viewer (it draws no cursor). One
+//! refinement frame follows the last change by
 //! [`REFINE_AFTER`], so a picture that settled is sent once more at the encoder's better
 //! quality (the rate controller spends more bits when the picture stops changing). A small
 //! change also goes out at once as pixels, and a box of one colour as a fill, ahead of its
@@ -273,6 +275,8 @@ struct Wants {
     /// A viewer of that codec waits for a key frame (a whole picture) and has room for it.
     h264_key: bool,
     jpeg_key: bool,
+    /// A viewer draws the cursor (any but neko's feed): the pointer is polled for it.
+    cursor: bool,
 }
 
 /// The JPEG side of the loop ([`image`]).
@@ -352,6 +356,7 @@ fn stream(shared: &Shared) -> Result<(), String> {
                 jpeg: of(Codec::Jpeg).next().is_some(),
                 h264_key: of(Codec::H264).any(ready) || (asked && of(Codec::H264).next().is_some()),
                 jpeg_key: of(Codec::Jpeg).any(ready),
+                cursor: state.viewers.iter().any(|v| !v.feed),
             }
         };
         let want_key = wants.h264_key || wants.jpeg_key || images.full;
@@ -361,7 +366,11 @@ fn stream(shared: &Shared) -> Result<(), String> {
         let timeout = if changed_since.is_some() || cap.damaged() || want_key || refine_due {
             next_frame.saturating_duration_since(now)
         } else {
-            let mut t = next_pointer.saturating_duration_since(now);
+            let mut t = if wants.cursor {
+                next_pointer.saturating_duration_since(now)
+            } else {
+                Duration::MAX
+            };
             if let Some(r) = refine_at {
                 t = t.min(r.saturating_duration_since(now));
             }
@@ -388,7 +397,8 @@ fn stream(shared: &Shared) -> Result<(), String> {
             }
         }
         let now = Instant::now();
-        if now >= next_pointer {
+        if wants.cursor && now >= next_pointer {
+            shared.metrics.stream_pointer_polled();
             let p = cap.pointer().map_err(|e| e.to_string())?;
             if f.pointer != Some(p) {
                 f.pointer = Some(p);
