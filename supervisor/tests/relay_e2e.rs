@@ -265,12 +265,14 @@ enum Unit {
     Delta(Vec<u8>),
     /// A non-reference P slice of the whole picture, skipped: "nothing changed".
     Repeat(Vec<u8>),
+    /// A repeat with some macroblocks as raw samples: a small change ahead of its frame.
+    Patch(Vec<u8>),
 }
 
 impl Unit {
     fn data(&self) -> &[u8] {
         match self {
-            Unit::Key(d) | Unit::Delta(d) | Unit::Repeat(d) => d,
+            Unit::Key(d) | Unit::Delta(d) | Unit::Repeat(d) | Unit::Patch(d) => d,
         }
     }
 }
@@ -340,8 +342,10 @@ fn classify(au: Vec<u8>) -> Unit {
         .collect();
     if headers.iter().any(|h| h & 0x1f == 5) {
         Unit::Key(au)
-    } else if headers == [0x01] {
+    } else if headers == [0x01] && au.len() < 64 {
         Unit::Repeat(au)
+    } else if headers == [0x01] {
+        Unit::Patch(au)
     } else {
         assert!(
             headers.iter().all(|h| h & 0x1f == 1 && h & 0x60 != 0),
@@ -370,6 +374,11 @@ fn decode(dec: &mut openh264::decoder::Decoder, units: &[Unit]) -> (Vec<u8>, usi
 
 /// Paints the root window `rgb` (what `xsetroot -solid` does, without needing it on PATH).
 fn paint_root(display: &str, rgb: u32) {
+    paint_root_box(display, rgb, 0, 0, 0, 0);
+}
+
+/// Paints box (x, y, w, h) of the root window `rgb` (0 for w or h: to the edge).
+fn paint_root_box(display: &str, rgb: u32, x: i16, y: i16, w: u16, h: u16) {
     use x11rb::connection::Connection as _;
     use x11rb::protocol::xproto::{ChangeWindowAttributesAux, ConnectionExt as _};
     let (c, screen) = x11rb::connect(Some(display)).expect("connect to the X display");
@@ -379,7 +388,7 @@ fn paint_root(display: &str, rgb: u32) {
         &ChangeWindowAttributesAux::new().background_pixel(rgb),
     )
     .expect("set the root background");
-    c.clear_area(false, root, 0, 0, 0, 0)
+    c.clear_area(false, root, x, y, w, h)
         .expect("clear the root");
     c.get_input_focus()
         .expect("round trip")
@@ -392,6 +401,7 @@ fn kind(u: &Unit) -> &'static str {
         Unit::Key(_) => "key",
         Unit::Delta(_) => "delta",
         Unit::Repeat(_) => "repeat",
+        Unit::Patch(_) => "patch",
     }
 }
 
@@ -464,7 +474,7 @@ async fn neko_is_fed_deskd_frames_one_per_period_with_key_frames_when_video_turn
     let mut after = Vec::new();
     let seen_change = loop {
         let u = conn.next(Duration::from_secs(5)).await.expect("a unit");
-        let changed = !matches!(u, Unit::Repeat(_));
+        let changed = matches!(u, Unit::Key(_) | Unit::Delta(_));
         after.push(u);
         if changed {
             break true;
@@ -479,6 +489,53 @@ async fn neko_is_fed_deskd_frames_one_per_period_with_key_frames_when_video_turn
         px[0] > 170 && px[1] < 70 && px[2] < 70,
         "the decoded screen is red after the change: {px:?}"
     );
+
+    // A small change comes at the next tick as a patch (its macroblocks' samples), ahead of
+    // the encoder's frame, when that frame is not there yet. Two changes 2 ms apart: the
+    // second waits for the frame-rate cap to be encoded, and its patch goes out meanwhile;
+    // whether a tick falls in that gap depends on the clock, so up to 40 tries.
+    let mut small = Vec::new();
+    let mut patched = None;
+    for round in 0..40u32 {
+        let (first, second) = if round % 2 == 0 {
+            (0x2020d0, 0x20d020)
+        } else {
+            (0xd0d020, 0x20d0d0)
+        };
+        paint_root_box(&display, first, 96, 96, 8, 8);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        paint_root_box(&display, second, 96, 96, 8, 8);
+        let until = tokio::time::Instant::now() + Duration::from_millis(120);
+        while tokio::time::Instant::now() < until {
+            let u = conn.next(Duration::from_secs(2)).await.expect("a unit");
+            let is_patch = matches!(u, Unit::Patch(_));
+            small.push(u);
+            if is_patch && patched.is_none() {
+                patched = Some((small.len(), [first, second]));
+            }
+        }
+        if patched.is_some() {
+            break;
+        }
+    }
+    let (n, colours) = patched.expect("a patch in 40 small changes");
+    let patch_len = small[n - 1].data().len();
+    assert!(patch_len < 48 * 400, "{patch_len} bytes");
+    // Everything decodes in order; at the patch the box already shows a colour of its round
+    // (the first, when the tick fell while the first change was being encoded).
+    let (rgba, w) = decode(&mut dec, &small[..n]);
+    let i = (100 * w + 100) * 4;
+    let px = &rgba[i..i + 3];
+    let rgb = |c: u32| [(c >> 16) as u8, (c >> 8) as u8, c as u8];
+    assert!(
+        colours
+            .iter()
+            .any(|&c| px.iter().zip(rgb(c)).all(|(&a, b)| a.abs_diff(b) < 24)),
+        "the box at the patch is {px:?}, painted {:?} then {:?}",
+        rgb(colours[0]),
+        rgb(colours[1])
+    );
+    let _ = decode(&mut dec, &small[n..]);
 
     // neko telling a browser its video is on (the stand-in echoes signal/video as neko
     // does) brings a key frame at once and one more about a second later.

@@ -253,6 +253,8 @@ async fn write(
                     let video = matches!(b.first(), Some(&protocol::VIDEO | &protocol::IMAGE));
                     (Message::Binary(b), video, None)
                 }
+                // neko's feed's alone; never given to a browser.
+                Some(Out::Macroblocks(_)) => continue,
                 // The display went away because deskd is stopping: that is 1001, not a retry.
                 Some(Out::Closed(_)) | None if closing.is_cancelled() => {
                     (close(CLOSE_GOING_AWAY, "deskd is shutting down"), false, Some("deskd stopping"))

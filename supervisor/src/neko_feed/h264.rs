@@ -8,11 +8,19 @@
 //!   reference state is left as it was, and the encoder's next frame, which also takes that
 //!   `frame_num`, follows on as if the repeat had never been there (H.264 7.4.3). About 20
 //!   bytes for a 1280x720 screen, written without running the encoder.
+//! - **Patch frames** ([`Bitstream::patch`]): a repeat in which the macroblocks that changed
+//!   since the encoder's last frame are sent as raw samples (I_PCM), so a small change is
+//!   shown before the encoder has coded it. Non-reference as well, so the encoder's next
+//!   frame (which carries the same change) follows on; its QP is 0, which turns the deblocking
+//!   filter off at every edge (H.264 8.7.2.2: alpha is 0 below indexA 16), so the samples are
+//!   shown exactly.
 //! - **Framing** ([`frame`]): `h264parse` ends an access unit only once it has read the first
 //!   two bytes of the NAL unit after the next one. So each access unit is sent followed by an
 //!   access unit delimiter and the start of a filler-data NAL unit, whose rest begins the next
 //!   access unit. pion, neko's WebRTC stack, drops both kinds of NAL unit (they never reach the
 //!   wire).
+
+use crate::stream::macroblocks::{Macroblocks, SAMPLES};
 
 /// Why a stream's parameter sets or slices cannot be followed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +105,29 @@ impl Writer {
         }
     }
 
+    /// Exp-Golomb, signed.
+    fn se(&mut self, v: i32) {
+        let k = if v > 0 {
+            2 * v.unsigned_abs() - 1
+        } else {
+            2 * v.unsigned_abs()
+        };
+        self.ue(k);
+    }
+
+    /// Zero bits up to the next byte boundary.
+    fn align_zero(&mut self) {
+        while self.bit != 0 {
+            self.put(false);
+        }
+    }
+
+    /// Whole bytes, at a byte boundary.
+    fn bytes(&mut self, data: &[u8]) {
+        debug_assert_eq!(self.bit, 0);
+        self.bytes.extend_from_slice(data);
+    }
+
     fn ue(&mut self, v: u32) {
         let code = u64::from(v) + 1;
         let len = 64 - code.leading_zeros();
@@ -153,8 +184,9 @@ fn escape(rbsp: &[u8]) -> Vec<u8> {
 struct Sps {
     id: u32,
     log2_max_frame_num: u32,
-    /// Macroblocks in a frame.
+    /// Macroblocks in a frame, and in a row of it.
     macroblocks: u32,
+    width_mbs: u32,
 }
 
 fn parse_sps(rbsp: &[u8]) -> Result<Sps, BitstreamError> {
@@ -195,6 +227,7 @@ fn parse_sps(rbsp: &[u8]) -> Result<Sps, BitstreamError> {
         id,
         log2_max_frame_num,
         macroblocks: width * height,
+        width_mbs: width,
     })
 }
 
@@ -205,6 +238,8 @@ struct Pps {
     sps_id: u32,
     deblocking_control: bool,
     redundant_pic_cnt: bool,
+    /// 26 + pic_init_qp_minus26: a slice's QP before its slice_qp_delta.
+    pic_init_qp: i32,
 }
 
 fn parse_pps(rbsp: &[u8]) -> Result<Pps, BitstreamError> {
@@ -228,7 +263,7 @@ fn parse_pps(rbsp: &[u8]) -> Result<Pps, BitstreamError> {
         return unsupported("weighted_pred_flag", weighted);
     }
     r.bits(2)?; // weighted_bipred_idc
-    r.se()?; // pic_init_qp_minus26
+    let pic_init_qp = 26 + r.se()?;
     r.se()?; // pic_init_qs_minus26
     r.se()?; // chroma_qp_index_offset
     let deblocking_control = r.bit()? == 1;
@@ -239,6 +274,7 @@ fn parse_pps(rbsp: &[u8]) -> Result<Pps, BitstreamError> {
         sps_id,
         deblocking_control,
         redundant_pic_cnt,
+        pic_init_qp,
     })
 }
 
@@ -305,6 +341,41 @@ impl Bitstream {
     /// A frame that shows the last reference picture again (Annex B, one NAL unit), or `None`
     /// before the first picture or for a stream this module cannot follow.
     pub fn repeat(&self) -> Option<Vec<u8>> {
+        let (mut w, sps) = self.non_reference_p_slice(0)?;
+        w.ue(sps.macroblocks); // mb_skip_run: the whole picture
+        Some(nal_unit(w))
+    }
+
+    /// A repeat with `mbs` (the picture's changed macroblocks) sent as raw samples, or `None`
+    /// where [`Bitstream::repeat`] gives none, or when `mbs` is not of this stream's picture
+    /// (another width, an address outside it, addresses out of order).
+    pub fn patch(&self, mbs: &Macroblocks) -> Option<Vec<u8>> {
+        let pic_init_qp = self.pps?.pic_init_qp;
+        let (mut w, sps) = self.non_reference_p_slice(-pic_init_qp)?;
+        let fits = mbs.width_mbs == sps.width_mbs
+            && mbs.samples.len() == mbs.addrs.len() * SAMPLES
+            && mbs.addrs.windows(2).all(|p| p[0] < p[1])
+            && mbs.addrs.last().is_some_and(|&a| a < sps.macroblocks);
+        if !fits {
+            return None;
+        }
+        let mut next = 0; // the first macroblock not yet coded
+        for (&addr, samples) in mbs.addrs.iter().zip(mbs.samples.chunks_exact(SAMPLES)) {
+            w.ue(addr - next); // mb_skip_run
+            w.ue(MB_TYPE_P_I_PCM);
+            w.align_zero(); // pcm_alignment_zero_bit
+            w.bytes(samples);
+            next = addr + 1;
+        }
+        if next < sps.macroblocks {
+            w.ue(sps.macroblocks - next);
+        }
+        Some(nal_unit(w))
+    }
+
+    /// The header of a non-reference P slice covering the picture, `frame_num` one past the
+    /// last reference picture's, with slice_qp_delta `qp_delta`; and the SPS it follows.
+    fn non_reference_p_slice(&self, qp_delta: i32) -> Option<(Writer, Sps)> {
         let (sps, pps, last) = (self.sps?, self.pps?, self.last_ref_frame_num?);
         if pps.sps_id != sps.id {
             return None;
@@ -322,16 +393,23 @@ impl Bitstream {
         w.put(false); // num_ref_idx_active_override_flag
         w.put(false); // ref_pic_list_modification_flag_l0
                       // nal_ref_idc 0: no dec_ref_pic_marking; CAVLC: no cabac_init_idc.
-        w.ue(0); // slice_qp_delta 0 (se(v) 0 is ue(v) 0)
+        w.se(qp_delta); // slice_qp_delta
         if pps.deblocking_control {
-            w.ue(1); // disable_deblocking_filter_idc: off (nothing to filter)
+            w.ue(1); // disable_deblocking_filter_idc: off
         }
-        w.ue(sps.macroblocks); // mb_skip_run: the whole picture
-        let rbsp = w.finish();
-        let mut nal = vec![0, 0, 0, 1, NAL_SLICE];
-        nal.extend(escape(&rbsp));
-        Some(nal)
+        Some((w, sps))
     }
+}
+
+/// mb_type of an I_PCM macroblock in a P slice (I slice type 25, after the 5 P types).
+const MB_TYPE_P_I_PCM: u32 = 30;
+
+/// A non-reference coded slice NAL unit (Annex B) of what `w` holds.
+fn nal_unit(w: Writer) -> Vec<u8> {
+    let rbsp = w.finish();
+    let mut nal = vec![0, 0, 0, 1, NAL_SLICE];
+    nal.extend(escape(&rbsp));
+    nal
 }
 
 /// An access unit delimiter (primary_pic_type 7: any slice type).

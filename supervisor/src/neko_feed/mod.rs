@@ -8,7 +8,10 @@
 //! H.264 frames only, so the screen is captured and encoded once for every viewer of either
 //! kind, only when it changes, and not at all while nobody watches.
 //!
-//! - [`h264`]: the encoder's frames framed for `h264parse`, and repeat frames.
+//! - [`h264`]: the encoder's frames framed for `h264parse`, repeat frames, and patch frames
+//!   (repeats that carry the macroblocks of a small change the encoder has not coded yet,
+//!   sent in place of repeats until its frame comes: the change is shown at the next tick,
+//!   not one encode later).
 //! - [`pace`]: one access unit per frame period, because that is what neko's timestamps say.
 //!
 //! neko never passes a browser's key frame request on (its RTCP reader only feeds metrics),
@@ -34,6 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::stream::hub::{Hub, Out};
+use crate::stream::macroblocks::Macroblocks;
 use crate::stream::protocol;
 
 /// Connections served at once: neko runs one pipeline per video id (deskd gives it one);
@@ -199,6 +203,8 @@ async fn serve(
     write(&mut conn, &h264::stream_start()).await?;
     let mut bits = h264::Bitstream::default();
     let mut waiting: Vec<Bytes> = Vec::new();
+    // The macroblocks changed since the last of the encoder's frames that came.
+    let mut changed: Option<Arc<Macroblocks>> = None;
     let mut pace = pace::Pace::new(Instant::now(), period);
     let mut said_unsupported = false;
     let mut scratch = [0u8; 64];
@@ -210,11 +216,18 @@ async fn serve(
                 shared.key_frames_due(now);
                 let plan = pace.plan(now, waiting.len());
                 let mut out = Vec::new();
+                // A slot of its own shows the newest picture: the encoder's last frame with
+                // the macroblocks changed since. Slots caught up before waiting frames
+                // repeat what was shown.
+                let repeat = match &changed {
+                    Some(mbs) if waiting.is_empty() => bits.patch(mbs).or_else(|| bits.repeat()),
+                    _ => bits.repeat(),
+                };
                 for _ in 0..plan.repeats {
                     // Before the first picture there is nothing to repeat, and nothing
                     // stamped yet: the slot passes unsent.
-                    if let Some(r) = bits.repeat() {
-                        out.extend(h264::frame(&r));
+                    if let Some(r) = &repeat {
+                        out.extend(h264::frame(r));
                     }
                 }
                 for au in waiting.drain(..) {
@@ -235,8 +248,11 @@ async fn serve(
                 Some(Out::Binary(b)) => {
                     if let Some((_, au)) = protocol::video_payload(&b) {
                         waiting.push(au);
+                        // It carries every change before it.
+                        changed = None;
                     }
                 }
+                Some(Out::Macroblocks(mbs)) => changed = Some(mbs),
                 Some(Out::Closed(reason)) => return Err(format!("native stream: {reason}")),
                 Some(_) => {}
                 None => return Err("native stream ended".into()),

@@ -11,7 +11,8 @@
 //! [`REFINE_AFTER`], so a picture that settled is sent once more at the encoder's better
 //! quality (the rate controller spends more bits when the picture stops changing). A small
 //! change also goes out at once as pixels, and a box of one colour as a fill, ahead of its
-//! encoded frame ([`super::tile`]).
+//! encoded frame ([`super::tile`]); for neko's feed, the changed macroblocks' samples
+//! ([`super::macroblocks`]), until the encoder's frame carries the change.
 //!
 //! A viewer asks for H.264 or, if its browser has no WebCodecs, JPEG images of the changed
 //! boxes ([`super::image`]); each is made only while a viewer wants it, once for all of them.
@@ -35,6 +36,7 @@ use super::clipboard;
 use super::convert::I420;
 use super::encoder::{codec_string, Encoder, EncoderSettings};
 use super::image::{self, Dirty};
+use super::macroblocks::{self, Macroblocks};
 use super::protocol::{self, Codec};
 use super::scroll;
 use super::tile;
@@ -42,6 +44,9 @@ use crate::metrics::Metrics;
 
 /// Messages queued per viewer (video frames, cursor, configuration).
 pub const VIEWER_QUEUE: usize = 16;
+/// The most changed macroblocks sent to neko's feed ahead of the encoder's frame (about
+/// 18 KiB of samples); a larger change waits for the encoder.
+pub const MAX_PATCH_MACROBLOCKS: usize = 48;
 /// The refinement frame comes this long after the last change.
 pub const REFINE_AFTER: Duration = Duration::from_millis(150);
 
@@ -72,6 +77,9 @@ pub enum Out {
     },
     /// A ready binary message (video frame, cursor).
     Binary(Bytes),
+    /// neko's feed only: the macroblocks changed since the last H.264 frame, as they are now
+    /// (every one changed since, so they are shown with that frame's picture).
+    Macroblocks(Arc<Macroblocks>),
     /// The desktop's clipboard has this text now (control viewers only).
     Clipboard(String),
     /// The display went away or cannot be streamed; close with 4503.
@@ -261,6 +269,8 @@ fn run(shared: Arc<Shared>) {
 
 struct Frame {
     pic: I420,
+    /// Macroblocks of `pic` changed since the encoder last coded it.
+    changed: macroblocks::Dirty,
     width: u16,
     height: u16,
     codec: Option<String>,
@@ -319,6 +329,7 @@ fn stream(shared: &Shared) -> Result<(), String> {
         let (width, height) = (even(w), even(h));
         Frame {
             pic: I420::new(usize::from(width), usize::from(height)),
+            changed: macroblocks::Dirty::new(usize::from(width), usize::from(height)),
             width,
             height,
             codec: None,
@@ -443,6 +454,7 @@ fn stream(shared: &Shared) -> Result<(), String> {
             }
             let started = Instant::now();
             let encoded = encoder.encode(&f.pic).map_err(|e| e.to_string())?;
+            f.changed.clear();
             shared
                 .metrics
                 .stream_encoded(encoded.key, started.elapsed(), encoded.data.len());
@@ -492,7 +504,8 @@ fn take_change(
     tiles: &mut tile::Budget,
     images: &mut Images,
 ) {
-    if let Some(r) = tile::clip(damage.rect, (f.width, f.height)) {
+    let clipped = tile::clip(damage.rect, (f.width, f.height));
+    if let Some(r) = clipped {
         if send_tile(shared, cap, r, f, seq.wrapping_add(1), tiles) {
             images.sent(cap.pixels(), cap.stride(), r);
         } else {
@@ -501,6 +514,32 @@ fn take_change(
     }
     let rows = damage.rows.start..damage.rows.end.min(usize::from(f.height));
     f.pic.convert_rows(cap.pixels(), cap.stride(), rows);
+    if let Some(r) = clipped {
+        f.changed.add(r);
+        send_macroblocks(shared, f);
+    }
+}
+
+/// Whether neko's feed `v` is shown the picture now, with room for a patch as well.
+fn takes_macroblocks(v: &ViewerSlot) -> bool {
+    v.feed && v.told.is_some() && !v.needs_key && v.tx.capacity() > VIEWER_QUEUE / 2
+}
+
+/// Gives neko's feeds the macroblocks changed since the last H.264 frame, when there are
+/// at most [`MAX_PATCH_MACROBLOCKS`].
+fn send_macroblocks(shared: &Shared, f: &Frame) {
+    if !lock(&shared.state).viewers.iter().any(takes_macroblocks) {
+        return;
+    }
+    // Cut out of the picture outside the lock.
+    let Some(mbs) = f.changed.samples(&f.pic, MAX_PATCH_MACROBLOCKS) else {
+        return;
+    };
+    let mbs = Arc::new(mbs);
+    let state = lock(&shared.state);
+    for v in state.viewers.iter().filter(|v| takes_macroblocks(v)) {
+        let _ = v.tx.try_send(Out::Macroblocks(mbs.clone()));
+    }
 }
 
 /// Whether viewer `v` is shown the picture now, with room in its queue for a tile as well.

@@ -7,6 +7,7 @@
 //! desktop's clipboard told to control viewers), [`convert`] (BGRX → I420,
 //! pure), [`encoder`] (openh264), [`hub`] (the per-display capture/encode thread and the
 //! viewers' bounded queues), [`tile`] (small changes sent as pixels ahead of the video),
+//! [`macroblocks`] (the same for neko's feed: changed macroblocks' samples),
 //! [`image`] (changed boxes as JPEG, for browsers without WebCodecs), [`scroll`] (moved rows
 //! found for those viewers, sent as a copy), [`protocol`] (the framing, pure), [`input`] (control clients' input through XTEST on a
 //! thread of its own).
@@ -18,6 +19,7 @@ pub mod encoder;
 pub mod hub;
 pub mod image;
 pub mod input;
+pub mod macroblocks;
 pub mod protocol;
 pub mod scroll;
 pub mod tile;

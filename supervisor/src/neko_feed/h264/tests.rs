@@ -186,3 +186,132 @@ fn framing_completes_each_access_unit_with_what_follows_it() {
         ]
     );
 }
+
+/// The luma plane of each decoded picture, packed (width x height).
+fn decode_luma(units: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut dec = openh264::decoder::Decoder::new().expect("decoder");
+    let mut shown = Vec::new();
+    for (i, au) in units.iter().enumerate() {
+        let yuv = dec
+            .decode(au)
+            .unwrap_or_else(|e| panic!("access unit {i} does not decode: {e}"))
+            .unwrap_or_else(|| panic!("access unit {i} gave no picture"));
+        let (w, h) = yuv.dimensions();
+        let stride = yuv.strides().0;
+        let y = yuv.y();
+        shown.push(
+            (0..h)
+                .flat_map(|r| y[r * stride..r * stride + w].to_vec())
+                .collect(),
+        );
+    }
+    shown
+}
+
+fn luma_block(plane: &[u8], width: usize, mx: usize, my: usize) -> Vec<u8> {
+    (0..16)
+        .flat_map(|r| {
+            let at = (my * 16 + r) * width + mx * 16;
+            plane[at..at + 16].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn a_patch_shows_the_changed_macroblocks_exactly_and_the_encoder_carries_on_after_it() {
+    use crate::stream::capture::Rect;
+    use crate::stream::macroblocks::Dirty;
+
+    let mut enc = Encoder::new(&EncoderSettings::default()).expect("encoder");
+    let (a, b) = (picture(0), picture(40));
+    let f0 = enc.encode(&a).expect("encode").data;
+    let f1 = enc.encode(&b).expect("encode").data;
+    let mut bits = Bitstream::default();
+    bits.saw(&f0).expect("key frame");
+
+    // The box moved from x 0..64 to 40..104, rows 40..120: macroblock columns 0..=6, rows 2..=7.
+    let mut dirty = Dirty::new(320, 240);
+    dirty.add(Rect {
+        x: 0,
+        y: 40,
+        width: 104,
+        height: 80,
+    });
+    let mbs = dirty.samples(&b, 64).expect("42 macroblocks");
+    assert_eq!(mbs.addrs.len(), 42);
+    let patch = bits.patch(&mbs).expect("a patch");
+    assert!(patch.len() < 42 * 400, "{} bytes", patch.len());
+    let repeat = bits.repeat().expect("repeat");
+
+    let shown = decode_luma(&[f0.clone(), patch.clone(), repeat, f1.clone()]);
+    let plain = decode_luma(&[f0.clone(), f1.clone()]);
+    let (b_luma, _, _) = b.planes();
+    for my in 0..15 {
+        for mx in 0..20 {
+            let patched = (2..=7).contains(&my) && mx <= 6;
+            let want = if patched {
+                luma_block(b_luma, 320, mx, my)
+            } else {
+                luma_block(&plain[0], 320, mx, my)
+            };
+            assert_eq!(
+                luma_block(&shown[1], 320, mx, my),
+                want,
+                "macroblock ({mx}, {my}) after the patch (patched: {patched})"
+            );
+        }
+    }
+    // A repeat shows the reference picture again (the feed sends the patch again instead),
+    // and the encoder's next frame decodes as if the patch had never been there.
+    assert_eq!(shown[2], plain[0]);
+    assert_eq!(shown[3], plain[1]);
+
+    // A patch for another picture size, or with addresses out of order, is refused.
+    let mut other = mbs.clone();
+    other.width_mbs = 21;
+    assert!(bits.patch(&other).is_none());
+    let mut swapped = mbs.clone();
+    swapped.addrs.swap(0, 1);
+    assert!(bits.patch(&swapped).is_none());
+    assert!(
+        Bitstream::default().patch(&mbs).is_none(),
+        "before a picture"
+    );
+}
+
+#[test]
+fn a_patch_may_end_on_the_last_macroblock() {
+    use crate::stream::capture::Rect;
+    use crate::stream::macroblocks::Dirty;
+
+    let mut enc = Encoder::new(&EncoderSettings::default()).expect("encoder");
+    let (a, b) = (picture(0), picture(256));
+    let f0 = enc.encode(&a).expect("encode").data;
+    let mut bits = Bitstream::default();
+    bits.saw(&f0).expect("key frame");
+    let mut dirty = Dirty::new(320, 240);
+    dirty.add(Rect {
+        x: 304,
+        y: 224,
+        width: 16,
+        height: 16,
+    });
+    dirty.add(Rect {
+        x: 0,
+        y: 0,
+        width: 1,
+        height: 1,
+    });
+    let mbs = dirty.samples(&b, 4).expect("two");
+    assert_eq!(mbs.addrs, vec![0, 299]);
+    let shown = decode_luma(&[f0, bits.patch(&mbs).expect("patch")]);
+    let (b_luma, _, _) = b.planes();
+    assert_eq!(
+        luma_block(&shown[1], 320, 19, 14),
+        luma_block(b_luma, 320, 19, 14)
+    );
+    assert_eq!(
+        luma_block(&shown[1], 320, 0, 0),
+        luma_block(b_luma, 320, 0, 0)
+    );
+}
