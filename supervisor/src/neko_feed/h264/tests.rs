@@ -217,27 +217,39 @@ fn luma_block(plane: &[u8], width: usize, mx: usize, my: usize) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn a_patch_shows_the_changed_macroblocks_exactly_and_the_encoder_carries_on_after_it() {
-    use crate::stream::capture::Rect;
-    use crate::stream::macroblocks::Dirty;
+/// The macroblocks of a 320x240 picture that boxes (x, y, w, h) touch.
+fn dirty(boxes: &[(u16, u16, u16, u16)]) -> crate::stream::macroblocks::Dirty {
+    let mut d = crate::stream::macroblocks::Dirty::new(320, 240);
+    for &(x, y, width, height) in boxes {
+        d.add(crate::stream::capture::Rect {
+            x,
+            y,
+            width,
+            height,
+        });
+    }
+    d
+}
 
+/// An encoder and the stream after its key frame of `picture(0)`.
+fn after_key_frame() -> (Encoder, Vec<u8>, Bitstream) {
     let mut enc = Encoder::new(&EncoderSettings::default()).expect("encoder");
-    let (a, b) = (picture(0), picture(40));
-    let f0 = enc.encode(&a).expect("encode").data;
-    let f1 = enc.encode(&b).expect("encode").data;
+    let f0 = enc.encode(&picture(0)).expect("encode").data;
     let mut bits = Bitstream::default();
     bits.saw(&f0).expect("key frame");
+    (enc, f0, bits)
+}
+
+#[test]
+fn a_patch_shows_the_changed_macroblocks_exactly_and_the_encoder_carries_on_after_it() {
+    let (mut enc, f0, bits) = after_key_frame();
+    let b = picture(40);
+    let f1 = enc.encode(&b).expect("encode").data;
 
     // The box moved from x 0..64 to 40..104, rows 40..120: macroblock columns 0..=6, rows 2..=7.
-    let mut dirty = Dirty::new(320, 240);
-    dirty.add(Rect {
-        x: 0,
-        y: 40,
-        width: 104,
-        height: 80,
-    });
-    let mbs = dirty.samples(&b, 64).expect("42 macroblocks");
+    let mbs = dirty(&[(0, 40, 104, 80)])
+        .samples(&b, 64)
+        .expect("42 macroblocks");
     assert_eq!(mbs.addrs.len(), 42);
     let patch = bits.patch(&mbs).expect("a patch");
     assert!(patch.len() < 42 * 400, "{} bytes", patch.len());
@@ -281,28 +293,11 @@ fn a_patch_shows_the_changed_macroblocks_exactly_and_the_encoder_carries_on_afte
 
 #[test]
 fn a_patch_may_end_on_the_last_macroblock() {
-    use crate::stream::capture::Rect;
-    use crate::stream::macroblocks::Dirty;
-
-    let mut enc = Encoder::new(&EncoderSettings::default()).expect("encoder");
-    let (a, b) = (picture(0), picture(256));
-    let f0 = enc.encode(&a).expect("encode").data;
-    let mut bits = Bitstream::default();
-    bits.saw(&f0).expect("key frame");
-    let mut dirty = Dirty::new(320, 240);
-    dirty.add(Rect {
-        x: 304,
-        y: 224,
-        width: 16,
-        height: 16,
-    });
-    dirty.add(Rect {
-        x: 0,
-        y: 0,
-        width: 1,
-        height: 1,
-    });
-    let mbs = dirty.samples(&b, 4).expect("two");
+    let (_enc, f0, bits) = after_key_frame();
+    let b = picture(256);
+    let mbs = dirty(&[(304, 224, 16, 16), (0, 0, 1, 1)])
+        .samples(&b, 4)
+        .expect("two");
     assert_eq!(mbs.addrs, vec![0, 299]);
     let shown = decode_luma(&[f0, bits.patch(&mbs).expect("patch")]);
     let (b_luma, _, _) = b.planes();
