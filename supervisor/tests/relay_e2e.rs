@@ -21,7 +21,6 @@ use std::time::Duration;
 use deskd_run::{free_display, free_port, wait_ready, DeskdRun};
 use harness::{bearer, expect_close, http_request, next_text};
 use hyper::http::{Method, StatusCode};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 const TOKEN: &str = "e2e-control-token";
 
@@ -609,16 +608,7 @@ async fn neko_is_fed_deskd_frames_one_per_period_with_key_frames_when_video_turn
     drop(relay);
 
     // A viewer that draws the cursor brings the polling back.
-    let mut req = format!("ws://{addr}/stream/ws")
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {TOKEN}").parse().expect("header"),
-    );
-    let (_viewer, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("a /stream/ws viewer");
+    let _viewer = deskd_run::connect_ws(addr, "/stream/ws", TOKEN).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while pointer_polls(addr).await == 0 {
         assert!(

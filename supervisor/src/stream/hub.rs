@@ -7,9 +7,9 @@
 //! frame rate while it moves and at [`POINTER_RESTING_POLL`] once it has rested for
 //! [`POINTER_REST`] (a round trip to the X server 60 times a second was most of the idle
 //! cost), and not at all while neko's feed is the only viewer (it draws no cursor). One
-//! refinement frame follows the last change by
-//! [`REFINE_AFTER`], so a picture that settled is sent once more at the encoder's better
-//! quality (the rate controller spends more bits when the picture stops changing). A small
+//! refinement frame follows the last change by [`REFINE_AFTER`], so a picture that settled
+//! is sent once more at the encoder's better quality (the rate controller spends more bits
+//! when the picture stops changing). A small
 //! change also goes out at once as pixels, and a box of one colour as a fill, ahead of its
 //! encoded frame ([`super::tile`]); for neko's feed, the changed macroblocks' samples
 //! ([`super::macroblocks`]), until the encoder's frame carries the change.

@@ -1,8 +1,8 @@
 //! The real `deskd run` binary for the end-to-end tests (relay_e2e, viewer_browser,
 //! neko_real): free ports and display numbers, the process guard stopped with SIGTERM on
-//! drop, the `/readyz` wait, a relay client with a Bearer token, and the fake neko program
-//! (the test binary re-run as the neko stand-in through a wrapper script). Needs the
-//! including test to have `common/deskd_proc.rs` as `deskd_proc` and
+//! drop, the `/readyz` wait, WebSocket clients (the relay, `/stream/ws`) with a Bearer token,
+//! and the fake neko program (the test binary re-run as the neko stand-in through a wrapper
+//! script). Needs the including test to have `common/deskd_proc.rs` as `deskd_proc` and
 //! `support/neko_standin.rs` as `neko_standin`.
 #![allow(dead_code)]
 
@@ -146,9 +146,14 @@ pub async fn wait_ready(addr: SocketAddr, timeout: Duration) -> bool {
 
 /// A WebSocket client on deskd's relay, authenticated with `token` as Bearer.
 pub async fn connect_relay(addr: SocketAddr, token: &str) -> WebSocketStream<TcpStream> {
-    let mut req = format!("ws://{addr}/stream/signaling")
+    connect_ws(addr, "/stream/signaling", token).await
+}
+
+/// A WebSocket client on deskd's `path`, authenticated with `token` as Bearer.
+pub async fn connect_ws(addr: SocketAddr, path: &str, token: &str) -> WebSocketStream<TcpStream> {
+    let mut req = format!("ws://{addr}{path}")
         .into_client_request()
-        .expect("relay request");
+        .expect("WebSocket request");
     req.headers_mut().insert(
         "authorization",
         format!("Bearer {token}").parse().expect("header value"),
@@ -156,7 +161,7 @@ pub async fn connect_relay(addr: SocketAddr, token: &str) -> WebSocketStream<Tcp
     let tcp = TcpStream::connect(addr).await.expect("connect to deskd");
     let (ws, _) = tokio_tungstenite::client_async(req, tcp)
         .await
-        .expect("relay handshake");
+        .unwrap_or_else(|e| panic!("WebSocket handshake on {path}: {e}"));
     ws
 }
 

@@ -93,8 +93,11 @@ fn picture(x: usize) -> I420 {
     pic
 }
 
-/// Decodes each access unit, returning the picture (RGBA) after each.
-fn decode_all(units: &[Vec<u8>]) -> Vec<Vec<u8>> {
+/// Decodes each access unit, returning what `take` makes of the picture after each.
+fn decode_with(
+    units: &[Vec<u8>],
+    take: impl Fn(&openh264::decoder::DecodedYUV<'_>) -> Vec<u8>,
+) -> Vec<Vec<u8>> {
     let mut dec = openh264::decoder::Decoder::new().expect("decoder");
     let mut shown = Vec::new();
     for (i, au) in units.iter().enumerate() {
@@ -102,12 +105,19 @@ fn decode_all(units: &[Vec<u8>]) -> Vec<Vec<u8>> {
             .decode(au)
             .unwrap_or_else(|e| panic!("access unit {i} does not decode: {e}"))
             .unwrap_or_else(|| panic!("access unit {i} gave no picture"));
+        shown.push(take(&yuv));
+    }
+    shown
+}
+
+/// The picture (RGBA) after each access unit.
+fn decode_all(units: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    decode_with(units, |yuv| {
         let (w, h) = yuv.dimensions();
         let mut rgba = vec![0u8; w * h * 4];
         yuv.write_rgba8(&mut rgba);
-        shown.push(rgba);
-    }
-    shown
+        rgba
+    })
 }
 
 #[test]
@@ -189,23 +199,14 @@ fn framing_completes_each_access_unit_with_what_follows_it() {
 
 /// The luma plane of each decoded picture, packed (width x height).
 fn decode_luma(units: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut dec = openh264::decoder::Decoder::new().expect("decoder");
-    let mut shown = Vec::new();
-    for (i, au) in units.iter().enumerate() {
-        let yuv = dec
-            .decode(au)
-            .unwrap_or_else(|e| panic!("access unit {i} does not decode: {e}"))
-            .unwrap_or_else(|| panic!("access unit {i} gave no picture"));
+    decode_with(units, |yuv| {
         let (w, h) = yuv.dimensions();
         let stride = yuv.strides().0;
         let y = yuv.y();
-        shown.push(
-            (0..h)
-                .flat_map(|r| y[r * stride..r * stride + w].to_vec())
-                .collect(),
-        );
-    }
-    shown
+        (0..h)
+            .flat_map(|r| y[r * stride..r * stride + w].to_vec())
+            .collect()
+    })
 }
 
 fn luma_block(plane: &[u8], width: usize, mx: usize, my: usize) -> Vec<u8> {
