@@ -283,7 +283,7 @@ fn role_median(v: &[Cpu], role: &str) -> Option<f64> {
 /// The stack's own server-side processes: what it costs to serve the picture.
 fn server_roles(stack: Stack) -> &'static [&'static str] {
     match stack {
-        Stack::WebRtc => &["deskd", "neko", "Xvfb"],
+        Stack::WebRtc | Stack::WebRtcVideo => &["deskd", "neko", "Xvfb"],
         Stack::Ws => &["deskd", "Xvfb"],
         Stack::VncDefault | Stack::VncTuned => &["x11vnc", "websockify", "Xvfb"],
     }
@@ -371,31 +371,22 @@ fn run(opts: &Opts, netns: std::result::Result<(), String>) -> Result<()> {
         skip(&mut res, Stack::VncTuned, why.clone());
     }
     let neko = match (std::env::var_os("DESKD_TEST_NEKO"), &netns) {
-        (None, _) => {
-            skip(
-                &mut res,
-                Stack::WebRtc,
-                "DESKD_TEST_NEKO is not set (path to a neko v3 binary)".into(),
-            );
+        (None, _) => Err("DESKD_TEST_NEKO is not set (path to a neko v3 binary)".to_string()),
+        (Some(p), _) if !Path::new(&p).exists() => Err(format!(
+            "DESKD_TEST_NEKO={} does not exist",
+            Path::new(&p).display()
+        )),
+        (Some(_), Err(why)) => Err(format!("{why}; WebRTC needs one here")),
+        (Some(p), Ok(())) => Ok(PathBuf::from(p)),
+    };
+    let neko = match neko {
+        Ok(p) => Some(p),
+        Err(why) => {
+            for s in Stack::ALL.into_iter().filter(|s| s.is_webrtc()) {
+                skip(&mut res, s, why.clone());
+            }
             None
         }
-        (Some(p), _) if !Path::new(&p).exists() => {
-            skip(
-                &mut res,
-                Stack::WebRtc,
-                format!("DESKD_TEST_NEKO={} does not exist", Path::new(&p).display()),
-            );
-            None
-        }
-        (Some(_), Err(why)) => {
-            skip(
-                &mut res,
-                Stack::WebRtc,
-                format!("{why}; WebRTC needs one here"),
-            );
-            None
-        }
-        (Some(p), Ok(())) => Some(PathBuf::from(p)),
     };
     let xterm = procs::have("xterm");
 
@@ -1059,7 +1050,7 @@ fn report(
     let deskd_stacks: Vec<Stack> = stacks
         .iter()
         .copied()
-        .filter(|s| matches!(s, Stack::WebRtc | Stack::Ws))
+        .filter(|s| matches!(s, Stack::WebRtc | Stack::WebRtcVideo | Stack::Ws))
         .collect();
     if !anchors.is_empty() && !deskd_stacks.is_empty() {
         println!("\n== ratios, deskd stack / x11vnc in the same run (< 1: deskd lower) ==");

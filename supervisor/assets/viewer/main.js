@@ -10,13 +10,14 @@ import { InputController, WheelAccumulator, xButton } from "./input.js";
 import { isModifierKeysym, keysymForChar, keysymForEvent } from "./keysym.js";
 import { NativeSession } from "./native.js";
 import { available as remoteAvailable, RemoteNativeSession, startWorker } from "./native-remote.js";
+import { canPaintFrames, FramePainter } from "./frame-painter.js";
 import { encodePing } from "./protocol.js";
 import { ScreenView } from "./screen.js";
 import { SoundSession } from "./sound.js";
 import { stillLoaded, stillUrl, stillWidthFor } from "./still.js";
 import { CONTROL_WAIT_MS, ControlTracker, liveDetail, stateText, unsupportedText } from "./status.js";
 import { TouchGestures } from "./touch.js";
-import { chooseTransport, forcedCodec, forcedTransport, parseSession, transportLabel, WS } from "./transport.js";
+import { chooseTransport, forcedCodec, forcedTransport, parseSession, transportLabel, WEBRTC, WS } from "./transport.js";
 import { NO_MEDIA, WebRtcSession } from "./webrtc.js";
 
 const SIGNALING_PATH = "/stream/signaling";
@@ -145,6 +146,11 @@ function audioWanted() {
 }
 
 let wantAudio = audioWanted();
+// WebRTC's frames are painted by the page as they are decoded where the browser allows
+// (MediaStreamTrackProcessor, Chromium), not shown by the <video> at its render time, about
+// 10 ms later (docs/streaming.md); `?render=video` keeps the <video>.
+const paintWebRtcFrames = canPaintFrames() && new URLSearchParams(location.search).get("render") !== "video";
+debug.paintWebRtcFrames = paintWebRtcFrames;
 const sound = new SoundSession({
   url: socketUrl(SIGNALING_PATH),
   audio: els.sound,
@@ -278,14 +284,15 @@ async function connect() {
   debug.connects += 1;
   debug.transport = choice.transport;
   debug.codec = choice.codec;
-  screenView.use(choice.transport);
+  const paintRtc = choice.transport === WEBRTC && paintWebRtcFrames;
+  screenView.use(choice.transport, { canvas: choice.transport === WS || paintRtc });
   syncSound();
   renderAudioButton();
   const on = (ev, d) => onSession(s, ev, d);
   const s =
     choice.transport === WS
       ? nativeSession(on, choice.codec)
-      : new WebRtcSession({ url: socketUrl(SIGNALING_PATH), audio: wantAudio, video: els.video, on });
+      : new WebRtcSession({ url: socketUrl(SIGNALING_PATH), audio: wantAudio, video: els.video, on, frames: paintRtc ? new FramePainter({ canvas: screenView.freshCanvas() }) : null });
   session = s;
   if (debug.status !== "unavailable" && debug.status !== "reconnecting") setStatus("connecting", connectingDetail());
   s.start();
@@ -359,6 +366,9 @@ function onSession(s, ev, d) {
       break;
     case "tile":
       remember(debug.tiles, { ...d, receivedEpochMs: d.receivedMs ?? Date.now() }, FRAME_RING);
+      break;
+    case "painted":
+      if (screenView.remotePainted(d.width, d.height)) renderCursor();
       break;
     case "first-frame":
       s.shownFirst = true;

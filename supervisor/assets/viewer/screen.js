@@ -12,6 +12,7 @@ export class ScreenView {
   constructor({ video, canvas, still }) {
     Object.assign(this, { video, canvas, still });
     this.transport = "webrtc";
+    this.onCanvas = false;
     this.painter = new Painter(canvas);
     /** The size of the picture a worker painted last (its canvas cannot be read here). */
     this.remoteSize = null;
@@ -19,16 +20,19 @@ export class ScreenView {
     this.stillReady = false;
   }
 
-  /** Puts id="screen" on the element of `transport` ("ws": the canvas, else the video). */
-  use(transport) {
+  /**
+   * Puts id="screen" on the element of `transport`: the canvas for the native stream ("ws")
+   * and for WebRTC frames the page paints itself (`canvas`), else the video.
+   */
+  use(transport, { canvas = transport === "ws" } = {}) {
     this.transport = transport;
-    const native = transport === "ws";
-    const [on, off] = native ? [this.canvas, this.video] : [this.video, this.canvas];
-    off.id = native ? "screen-video" : "screen-canvas";
+    this.onCanvas = canvas;
+    const [on, off] = canvas ? [this.canvas, this.video] : [this.video, this.canvas];
+    off.id = canvas ? "screen-video" : "screen-canvas";
     on.id = "screen";
     on.hidden = false;
     off.hidden = true;
-    if (native && this.video.srcObject) this.video.srcObject = null;
+    if (transport === "ws" && this.video.srcObject) this.video.srcObject = null;
   }
 
   /**
@@ -101,7 +105,7 @@ export class ScreenView {
   /** The intrinsic size of what is shown now (its aspect ratio is the picture's). */
   size() {
     if (this.stillShown) return { width: this.still.naturalWidth, height: this.still.naturalHeight };
-    if (this.transport === "ws") {
+    if (this.onCanvas) {
       if (this.remoteSize) return { ...this.remoteSize };
       return this.painter.drawn ? { width: this.canvas.width, height: this.canvas.height } : { width: 0, height: 0 };
     }

@@ -17,13 +17,15 @@ export class WebRtcSession {
    * - `url`: the relay's WebSocket URL; `audio`: ask neko for sound;
    * - `video`: the <video> element the track plays in;
    * - `on(event, detail)`: "session-id", "screen", "host", "input-open", "server-message",
-   *   "first-frame", "peer-state", "clipboard", "message", "sent", "error", "close";
+   *   "first-frame", "painted", "peer-state", "clipboard", "message", "sent", "error", "close";
    * - `mediaTimeoutMs`: close with NO_MEDIA when ICE never connects by then;
    * - `firstFrameRetryMs`: connected without a picture this long: restart the video;
+   * - `frames`: a FramePainter (frame-painter.js) that paints the video track's frames as
+   *   they are decoded, reporting "painted" ({width, height}); null: the <video> shows them;
    * - `NekoSessionImpl` for tests.
    */
-  constructor({ url, audio = false, video, on = () => {}, mediaTimeoutMs = 30000, firstFrameRetryMs = FIRST_FRAME_RETRY_MS, NekoSessionImpl = NekoSession }) {
-    Object.assign(this, { url, audio, video, on, mediaTimeoutMs, firstFrameRetryMs, NekoSessionImpl });
+  constructor({ url, audio = false, video, on = () => {}, frames = null, mediaTimeoutMs = 30000, firstFrameRetryMs = FIRST_FRAME_RETRY_MS, NekoSessionImpl = NekoSession }) {
+    Object.assign(this, { url, audio, video, on, frames, mediaTimeoutMs, firstFrameRetryMs, NekoSessionImpl });
     this.retryTimer = null;
     this.name = "webrtc";
     this.neko = null;
@@ -112,7 +114,17 @@ export class WebRtcSession {
     if (v.srcObject !== stream) v.srcObject = stream;
     v.play().catch(() => {});
     if (ev.track && ev.track.kind !== "video") return;
-    this.watchFirstFrame();
+    if (this.frames) this.frames.start(ev.track, (size) => this.painted(size), (e) => this.on("error", e));
+    else this.watchFirstFrame();
+  }
+
+  /** The frame painter painted a frame of a new size (the first one included). */
+  painted(size) {
+    if (this.neko && this.neko.closed) return;
+    this.on("painted", size);
+    if (this.shownFirst) return;
+    this.shownFirst = true;
+    this.on("first-frame", size);
   }
 
   /** "first-frame" once, when the first video frame is painted (not when ICE connects). */
@@ -175,6 +187,7 @@ export class WebRtcSession {
 
   close(code = 1000, reason = "") {
     clearTimeout(this.mediaTimer);
+    if (this.frames) this.frames.stop();
     if (this.neko) this.neko.close(code, reason);
   }
 

@@ -198,9 +198,16 @@
     const f = v && v.frames && v.frames[0];
     if (B.firstDecoded === null && f && typeof f.decodedEpochMs === "number") B.firstDecoded = f.decodedEpochMs;
   };
+  // WebRTC frames the viewer paints on its canvas (not its <video>): its own stamp of the
+  // first one painted.
+  const viewerPainted = () => {
+    const v = window.__deskdViewer;
+    if (B.firstVideoFrame === null && v && v.paintWebRtcFrames && v.firstVideo) B.firstVideoFrame = v.firstVideo.epochMs;
+  };
   const live = (t) => {
     if (B.firstLive !== null) return;
     viewerDecoded();
+    viewerPainted();
     if (B.live === "picture") B.firstLive = t;
     else if (B.live === "video" && B.firstVideoFrame !== null) B.firstLive = t;
     else if (B.live === "decoder" && B.firstDecoded !== null) B.firstLive = t;

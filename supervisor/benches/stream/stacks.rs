@@ -22,17 +22,27 @@ const NOVNC: &str = "/usr/share/novnc";
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Stack {
     WebRtc,
+    /// WebRTC shown by the page's <video> at its render time (`render=video`), not painted
+    /// by the page as each frame is decoded.
+    WebRtcVideo,
     Ws,
     VncDefault,
     VncTuned,
 }
 
 impl Stack {
-    pub const ALL: [Stack; 4] = [Stack::WebRtc, Stack::Ws, Stack::VncDefault, Stack::VncTuned];
+    pub const ALL: [Stack; 5] = [
+        Stack::WebRtc,
+        Stack::WebRtcVideo,
+        Stack::Ws,
+        Stack::VncDefault,
+        Stack::VncTuned,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Stack::WebRtc => "deskd webrtc",
+            Stack::WebRtcVideo => "webrtc <video>",
             Stack::Ws => "deskd ws",
             Stack::VncDefault => "x11vnc default",
             Stack::VncTuned => "x11vnc tuned",
@@ -43,6 +53,7 @@ impl Stack {
     pub fn key(self) -> &'static str {
         match self {
             Stack::WebRtc => "webrtc",
+            Stack::WebRtcVideo => "webrtc-video",
             Stack::Ws => "ws",
             Stack::VncDefault => "x11vnc",
             Stack::VncTuned => "x11vnc-tuned",
@@ -50,9 +61,13 @@ impl Stack {
     }
 
     /// What the probe counts as live video (see probe.js).
+    pub fn is_webrtc(self) -> bool {
+        matches!(self, Stack::WebRtc | Stack::WebRtcVideo)
+    }
+
     pub fn live_mode(self) -> &'static str {
         match self {
-            Stack::WebRtc => "video",
+            Stack::WebRtc | Stack::WebRtcVideo => "video",
             Stack::Ws => "decoder",
             Stack::VncDefault | Stack::VncTuned => "picture",
         }
@@ -205,10 +220,10 @@ impl Deskd {
     }
 
     pub fn page_url(&self, stack: Stack) -> String {
-        let transport = if stack == Stack::WebRtc {
-            "webrtc"
-        } else {
-            "ws"
+        let transport = match stack {
+            Stack::WebRtc => "webrtc",
+            Stack::WebRtcVideo => "webrtc&render=video",
+            _ => "ws",
         };
         // `DESKD_BENCH_VIEWER_QUERY` adds to the viewer's query (e.g. `worker=0`: the native
         // stream in the page, not in its worker).

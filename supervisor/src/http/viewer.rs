@@ -58,6 +58,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("main.js", JS),
     asset!("backoff.js", JS),
     asset!("coords.js", JS),
+    asset!("frame-painter.js", JS),
     asset!("framing.js", JS),
     asset!("input.js", JS),
     asset!("keysym.js", JS),

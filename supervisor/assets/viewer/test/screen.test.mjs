@@ -55,6 +55,13 @@ test("id=screen follows the transport's element", () => {
   assert.deepEqual(v.size(), { width: 0, height: 0 }, "an undrawn canvas has no picture size");
   v.use("webrtc");
   assert.deepEqual([video.id, canvas.id, video.hidden, canvas.hidden], ["screen", "screen-canvas", false, true]);
+  // WebRTC painted by the page: the canvas shows it, the <video> keeps its stream (sound).
+  const stream = {};
+  video.srcObject = stream;
+  v.use("webrtc", { canvas: true });
+  assert.deepEqual([video.id, canvas.id, video.hidden, canvas.hidden, video.srcObject], ["screen-video", "screen", true, false, stream]);
+  assert.equal(v.remotePainted(1280, 720), true);
+  assert.deepEqual(v.size(), { width: 1280, height: 720 }, "the painted size, not the video's");
 });
 
 test("the still's size counts until the first frame, then the canvas's", async () => {

@@ -161,3 +161,31 @@ test("connected without a picture: the video is restarted until one shows", asyn
   assert.equal(neko.restarts, after, "not once the picture shows");
   s.close(1000, "done");
 });
+
+test("with a frame painter: the video track's frames go to it; its first frame is the first frame", () => {
+  const starts = [];
+  let stopped = 0;
+  const frames = {
+    start: (track, onPainted, onError) => starts.push({ track, onPainted, onError }),
+    stop: () => (stopped += 1),
+  };
+  const { s, v, neko, events } = rig({ frames });
+  const track = { kind: "video" };
+  neko.on("track", { streams: [{ id: "main" }], track: { kind: "audio" } });
+  assert.equal(starts.length, 0, "not the audio track");
+  neko.on("track", { streams: [{ id: "main" }], track });
+  assert.equal(starts.length, 1);
+  assert.equal(starts[0].track, track);
+  assert.equal(v.frameCallback, undefined, "the <video> is not watched");
+  starts[0].onPainted({ width: 1280, height: 720 });
+  starts[0].onPainted({ width: 640, height: 360 });
+  starts[0].onError("painting a frame: x");
+  assert.deepEqual(named(events, "first-frame"), [{ width: 1280, height: 720 }]);
+  assert.deepEqual(named(events, "painted"), [
+    { width: 1280, height: 720 },
+    { width: 640, height: 360 },
+  ]);
+  assert.deepEqual(named(events, "error"), ["painting a frame: x"]);
+  s.close();
+  assert.equal(stopped, 1);
+});
