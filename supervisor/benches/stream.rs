@@ -23,7 +23,8 @@
 //! The run happens in a private network namespace of its own (`unshare --net`, with a veth
 //! pair so WebRTC has a host candidate), so nothing reaches the host's interfaces.
 //! `DESKD_BENCH_ROUNDS` sets the rounds (default 3), `-- --quick` makes a short run,
-//! `DESKD_BENCH_STACKS=ws,x11vnc,x11vnc-tuned,webrtc` picks stacks, `DESKD_BENCH_VIEWER_QUERY`
+//! `DESKD_BENCH_STACKS=ws,x11vnc,x11vnc-tuned,webrtc,webrtc-canvas` picks stacks
+//! (`webrtc-canvas`: WebRTC painted by the page as decoded, `render=canvas`), `DESKD_BENCH_VIEWER_QUERY`
 //! adds to the viewer page's query (`worker=0`: the native stream in the page, not its worker),
 //! `DESKD_BENCH_NEKO_CONFIG` to the `[neko]` table (`video = "neko"`: neko's own capture).
 
@@ -283,7 +284,7 @@ fn role_median(v: &[Cpu], role: &str) -> Option<f64> {
 /// The stack's own server-side processes: what it costs to serve the picture.
 fn server_roles(stack: Stack) -> &'static [&'static str] {
     match stack {
-        Stack::WebRtc | Stack::WebRtcVideo => &["deskd", "neko", "Xvfb"],
+        Stack::WebRtc | Stack::WebRtcCanvas => &["deskd", "neko", "Xvfb"],
         Stack::Ws => &["deskd", "Xvfb"],
         Stack::VncDefault | Stack::VncTuned => &["x11vnc", "websockify", "Xvfb"],
     }
@@ -1050,7 +1051,7 @@ fn report(
     let deskd_stacks: Vec<Stack> = stacks
         .iter()
         .copied()
-        .filter(|s| matches!(s, Stack::WebRtc | Stack::WebRtcVideo | Stack::Ws))
+        .filter(|s| matches!(s, Stack::WebRtc | Stack::WebRtcCanvas | Stack::Ws))
         .collect();
     if !anchors.is_empty() && !deskd_stacks.is_empty() {
         println!("\n== ratios, deskd stack / x11vnc in the same run (< 1: deskd lower) ==");

@@ -886,13 +886,7 @@ async fn streams_and_sends_input() {
     let shown = viewer
         .eval("[document.getElementById('still').hidden, __deskdViewer.firstStill.perf < __deskdViewer.firstVideo.perf, document.getElementById('screen').tagName]")
         .await;
-    // Chromium hands the page each decoded frame (MediaStreamTrackProcessor): the page paints
-    // them on its canvas rather than leaving them to the <video>'s render time.
-    assert_eq!(shown, json!([true, true, "CANVAS"]));
-    assert_eq!(
-        viewer.eval("__deskdViewer.paintWebRtcFrames").await,
-        json!(true)
-    );
+    assert_eq!(shown, json!([true, true, "VIDEO"]));
     let live = sample(&viewer, "viewer-live-after-still.png", &r, &points).await;
     for (got, want) in live.iter().zip(expected) {
         assert!(
@@ -902,8 +896,8 @@ async fn streams_and_sends_input() {
     }
     let size = viewer
         .wait_for(
-            "(() => { const c = document.getElementById('screen'); return c.width > 300 && [c.width, c.height]; })()",
-            "the painted video's size",
+            "(() => { const v = document.getElementById('screen'); return v.videoWidth && [v.videoWidth, v.videoHeight]; })()",
+            "the video size",
         )
         .await;
     // WebRTC may start below the canvas's 1280x720 (bandwidth estimation); the aspect ratio
@@ -1628,7 +1622,9 @@ async fn real_neko(neko: PathBuf) {
     let browser = Browser::launch().await;
     // WebRTC forced: this test is about neko's video; the page would pick deskd's own stream.
     let tab = browser
-        .open(&format!("http://{addr}/?token={TOKEN}&transport=webrtc"))
+        .open(&format!(
+            "http://{addr}/?token={TOKEN}&transport=webrtc&render=canvas"
+        ))
         .await;
     tab.wait_for(
         "window.__deskdViewer && __deskdViewer.status === 'live'",

@@ -1,9 +1,9 @@
-// WebRTC's picture painted by the page as each frame is decoded, instead of shown by the
-// <video>. Chromium's <video> shows a WebRTC frame at the render time its receiver gives it,
-// which counts a 10 ms render delay the page cannot lower; a MediaStreamTrackProcessor hands
-// the page each frame once it is decoded (docs/streaming.md has the figures). The <video>
-// still plays the stream: its sound, and the picture in a browser without
-// MediaStreamTrackProcessor (or with `?render=video`).
+// WebRTC's picture painted by the page as each frame is decoded (`?render=canvas`), instead
+// of shown by the <video>. Chromium's <video> shows a WebRTC frame at the render time its
+// receiver gives it, which counts a 10 ms render delay the page cannot lower; a
+// MediaStreamTrackProcessor hands the page each frame once it is decoded. Every frame is
+// painted, on the main thread, so it costs CPU; docs/viewer.md has the figures and why it is
+// not the default. The <video> still plays the stream: its sound.
 //
 // In the page, not a worker: this Chromium cannot transfer a MediaStreamTrack to a worker,
 // and a processor's stream transferred there still passes each frame through the page's

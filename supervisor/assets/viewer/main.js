@@ -146,10 +146,12 @@ function audioWanted() {
 }
 
 let wantAudio = audioWanted();
-// WebRTC's frames are painted by the page as they are decoded where the browser allows
-// (MediaStreamTrackProcessor, Chromium), not shown by the <video> at its render time, about
-// 10 ms later (docs/streaming.md); `?render=video` keeps the <video>.
-const paintWebRtcFrames = canPaintFrames() && new URLSearchParams(location.search).get("render") !== "video";
+// `?render=canvas`: WebRTC's frames painted by the page as they are decoded (where the
+// browser has MediaStreamTrackProcessor), not shown by the <video> at its render time. It
+// saves the <video>'s 10 ms render delay but paints every frame on the main thread: without
+// a GPU that costs more than it saves (docs/viewer.md has the figures), so it is not the
+// default.
+const paintWebRtcFrames = canPaintFrames() && new URLSearchParams(location.search).get("render") === "canvas";
 debug.paintWebRtcFrames = paintWebRtcFrames;
 const sound = new SoundSession({
   url: socketUrl(SIGNALING_PATH),

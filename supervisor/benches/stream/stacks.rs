@@ -22,9 +22,9 @@ const NOVNC: &str = "/usr/share/novnc";
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Stack {
     WebRtc,
-    /// WebRTC shown by the page's <video> at its render time (`render=video`), not painted
-    /// by the page as each frame is decoded.
-    WebRtcVideo,
+    /// WebRTC painted by the page as each frame is decoded (`render=canvas`), not shown by
+    /// its <video>.
+    WebRtcCanvas,
     Ws,
     VncDefault,
     VncTuned,
@@ -33,7 +33,7 @@ pub enum Stack {
 impl Stack {
     pub const ALL: [Stack; 5] = [
         Stack::WebRtc,
-        Stack::WebRtcVideo,
+        Stack::WebRtcCanvas,
         Stack::Ws,
         Stack::VncDefault,
         Stack::VncTuned,
@@ -42,7 +42,7 @@ impl Stack {
     pub fn name(self) -> &'static str {
         match self {
             Stack::WebRtc => "deskd webrtc",
-            Stack::WebRtcVideo => "webrtc <video>",
+            Stack::WebRtcCanvas => "webrtc canvas",
             Stack::Ws => "deskd ws",
             Stack::VncDefault => "x11vnc default",
             Stack::VncTuned => "x11vnc tuned",
@@ -53,7 +53,7 @@ impl Stack {
     pub fn key(self) -> &'static str {
         match self {
             Stack::WebRtc => "webrtc",
-            Stack::WebRtcVideo => "webrtc-video",
+            Stack::WebRtcCanvas => "webrtc-canvas",
             Stack::Ws => "ws",
             Stack::VncDefault => "x11vnc",
             Stack::VncTuned => "x11vnc-tuned",
@@ -62,12 +62,12 @@ impl Stack {
 
     /// What the probe counts as live video (see probe.js).
     pub fn is_webrtc(self) -> bool {
-        matches!(self, Stack::WebRtc | Stack::WebRtcVideo)
+        matches!(self, Stack::WebRtc | Stack::WebRtcCanvas)
     }
 
     pub fn live_mode(self) -> &'static str {
         match self {
-            Stack::WebRtc | Stack::WebRtcVideo => "video",
+            Stack::WebRtc | Stack::WebRtcCanvas => "video",
             Stack::Ws => "decoder",
             Stack::VncDefault | Stack::VncTuned => "picture",
         }
@@ -222,7 +222,7 @@ impl Deskd {
     pub fn page_url(&self, stack: Stack) -> String {
         let transport = match stack {
             Stack::WebRtc => "webrtc",
-            Stack::WebRtcVideo => "webrtc&render=video",
+            Stack::WebRtcCanvas => "webrtc&render=canvas",
             _ => "ws",
         };
         // `DESKD_BENCH_VIEWER_QUERY` adds to the viewer's query (e.g. `worker=0`: the native
