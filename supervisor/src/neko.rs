@@ -354,13 +354,20 @@ pub fn gst_pipeline(codec: &str, fps: u32) -> String {
 /// arrives; the appsink hands it over at once (`sync=false`).
 pub fn feed_pipeline(feed: VideoFeed) -> String {
     format!(
-        "tcpclientsrc host={} port={} \
-         ! video/x-h264,stream-format=byte-stream,framerate={}/1 \
-         ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au \
-         ! appsink name=appsink sync=false",
+        "tcpclientsrc host={} port={} {} ! appsink name=appsink sync=false",
         feed.addr.ip(),
         feed.addr.port(),
-        feed.fps.max(1)
+        feed_parse(feed.fps)
+    )
+}
+
+/// The feed pipeline between its source and its sink: the caps of what deskd sends and
+/// `h264parse`, which gives each access unit its duration (see [`crate::neko_feed::timing`]).
+pub fn feed_parse(fps: u32) -> String {
+    format!(
+        "! video/x-h264,stream-format=byte-stream,framerate={}/1 \
+         ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au",
+        fps.max(1)
     )
 }
 

@@ -331,13 +331,23 @@ impl FeedConn {
     }
 }
 
+/// The `pic_struct` of a unit's picture timing SEI (0: lasts half a period, 7: a whole one,
+/// see neko_feed::timing), if it has one.
+fn pic_struct(au: &[u8]) -> Option<u8> {
+    au.windows(7)
+        .find(|w| w[..6] == [0, 0, 1, 0x06, 0x01, 0x01])
+        .map(|w| w[6] >> 4)
+}
+
 fn classify(au: Vec<u8>) -> Unit {
-    // Every start code ends in 00 00 01 (a four-byte one has one more zero before).
+    // Every start code ends in 00 00 01 (a four-byte one has one more zero before). The
+    // picture timing SEI before the first slice is not part of the picture.
     let headers: Vec<u8> = au
         .windows(3)
         .enumerate()
         .filter(|(_, w)| *w == [0, 0, 1])
         .filter_map(|(i, _)| au.get(i + 3).copied())
+        .filter(|h| h & 0x1f != 6)
         .collect();
     if headers.iter().any(|h| h & 0x1f == 5) {
         Unit::Key(au)
@@ -437,7 +447,9 @@ async fn neko_is_fed_deskd_frames_one_per_period_with_key_frames_when_video_turn
         kind(&first)
     );
     let mut units = vec![first];
-    let settle = tokio::time::Instant::now() + Duration::from_millis(500);
+    // (The first frames may still change the picture: the still screen starts later than
+    // ACTIVE_FOR after them.)
+    let settle = tokio::time::Instant::now() + Duration::from_millis(1500);
     while tokio::time::Instant::now() < settle {
         units.push(conn.next(Duration::from_secs(2)).await.expect("a unit"));
     }
@@ -456,7 +468,15 @@ async fn neko_is_fed_deskd_frames_one_per_period_with_key_frames_when_video_turn
         .filter(|u| matches!(u, Unit::Repeat(_)))
         .count();
     assert_eq!(repeats, n, "a still screen gives repeats only");
-    assert!(still[0].data().len() < 40, "a repeat is tiny");
+    assert!(still[0].data().len() < 48, "a repeat is tiny");
+    assert!(
+        still.iter().all(|u| pic_struct(u.data()) == Some(7)),
+        "on a still screen each unit lasts a whole period: {:?}",
+        still
+            .iter()
+            .map(|u| pic_struct(u.data()))
+            .collect::<Vec<_>>()
+    );
     units.extend(still);
     // neko draws no cursor: with the feed as the only viewer the pointer is never polled.
     assert_eq!(
@@ -478,9 +498,38 @@ async fn neko_is_fed_deskd_frames_one_per_period_with_key_frames_when_video_turn
         if changed {
             break true;
         }
-        assert!(after.len() < 600, "no frame for the change");
+        assert!(
+            after.len() < 600,
+            "no frame for the change: {:?}",
+            after
+                .iter()
+                .take(20)
+                .map(|u| (kind(u), u.data().len(), pic_struct(u.data())))
+                .collect::<Vec<_>>()
+        );
     };
     assert!(seen_change);
+    // From the change on, for a second, each unit lasts half a period: two per period.
+    let changed_at = std::time::Instant::now();
+    let mut busy = Vec::new();
+    while changed_at.elapsed() < Duration::from_millis(500) {
+        busy.push(conn.next(Duration::from_secs(2)).await.expect("a unit"));
+    }
+    assert_eq!(
+        pic_struct(after.last().expect("the change").data()),
+        Some(0),
+        "the change's frame lasts half a period"
+    );
+    assert!(
+        busy.iter().all(|u| pic_struct(u.data()) == Some(0)),
+        "units after a change last half a period"
+    );
+    assert!(
+        (40..=90).contains(&busy.len()),
+        "{} units in 0.5 s after a change; one per 1/120 s is 60",
+        busy.len()
+    );
+    after.extend(busy);
     let (rgba, w) = decode(&mut dec, &after);
     let i = (240 * w + 320) * 4;
     let px = &rgba[i..i + 3];
@@ -558,7 +607,8 @@ async fn neko_is_fed_deskd_frames_one_per_period_with_key_frames_when_video_turn
     assert!(keys[1] >= Duration::from_millis(800), "{keys:?}");
 
     // Real GStreamer, with neko's pipeline (its appsink swapped for a printing fakesink):
-    // h264parse hands on units stamped with one frame period, the first a key frame.
+    // h264parse hands on units stamped with one frame period (the screen is still: the
+    // key frames asked for are no change), the first a key frame.
     let launch = pipeline.replace(
         "appsink name=appsink sync=false",
         "fakesink silent=false sync=false",

@@ -32,18 +32,23 @@ pub enum BitstreamError {
 }
 
 /// Reads bits of an RBSP (emulation prevention bytes already removed).
-struct Bits<'a> {
+pub(super) struct Bits<'a> {
     data: &'a [u8],
     pos: usize,
     what: &'static str,
 }
 
 impl<'a> Bits<'a> {
-    fn new(data: &'a [u8], what: &'static str) -> Self {
+    pub(super) fn new(data: &'a [u8], what: &'static str) -> Self {
         Bits { data, pos: 0, what }
     }
 
-    fn bit(&mut self) -> Result<u32, BitstreamError> {
+    /// Bits read so far.
+    pub(super) fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub(super) fn bit(&mut self) -> Result<u32, BitstreamError> {
         let byte = self
             .data
             .get(self.pos / 8)
@@ -53,12 +58,12 @@ impl<'a> Bits<'a> {
         Ok(u32::from(b))
     }
 
-    fn bits(&mut self, n: u32) -> Result<u32, BitstreamError> {
+    pub(super) fn bits(&mut self, n: u32) -> Result<u32, BitstreamError> {
         (0..n).try_fold(0, |v, _| Ok((v << 1) | self.bit()?))
     }
 
     /// Exp-Golomb, unsigned.
-    fn ue(&mut self) -> Result<u32, BitstreamError> {
+    pub(super) fn ue(&mut self) -> Result<u32, BitstreamError> {
         let mut zeros = 0;
         while self.bit()? == 0 {
             zeros += 1;
@@ -72,7 +77,7 @@ impl<'a> Bits<'a> {
         Ok(((1u64 << zeros) - 1 + u64::from(self.bits(zeros)?)) as u32)
     }
 
-    fn se(&mut self) -> Result<i32, BitstreamError> {
+    pub(super) fn se(&mut self) -> Result<i32, BitstreamError> {
         let k = self.ue()?;
         let mag = k.div_ceil(2) as i32;
         Ok(if k % 2 == 1 { mag } else { -mag })
@@ -81,13 +86,13 @@ impl<'a> Bits<'a> {
 
 /// Writes bits of an RBSP.
 #[derive(Default)]
-struct Writer {
+pub(super) struct Writer {
     bytes: Vec<u8>,
     bit: u32,
 }
 
 impl Writer {
-    fn put(&mut self, b: bool) {
+    pub(super) fn put(&mut self, b: bool) {
         if self.bit == 0 {
             self.bytes.push(0);
         }
@@ -99,7 +104,7 @@ impl Writer {
         self.bit = (self.bit + 1) % 8;
     }
 
-    fn bits(&mut self, n: u32, v: u32) {
+    pub(super) fn bits(&mut self, n: u32, v: u32) {
         for i in (0..n).rev() {
             self.put((v >> i) & 1 == 1);
         }
@@ -123,12 +128,12 @@ impl Writer {
     }
 
     /// Whole bytes, at a byte boundary.
-    fn bytes(&mut self, data: &[u8]) {
+    pub(super) fn bytes(&mut self, data: &[u8]) {
         debug_assert_eq!(self.bit, 0);
         self.bytes.extend_from_slice(data);
     }
 
-    fn ue(&mut self, v: u32) {
+    pub(super) fn ue(&mut self, v: u32) {
         let code = u64::from(v) + 1;
         let len = 64 - code.leading_zeros();
         for _ in 1..len {
@@ -140,7 +145,7 @@ impl Writer {
     }
 
     /// rbsp_trailing_bits, then the bytes.
-    fn finish(mut self) -> Vec<u8> {
+    pub(super) fn finish(mut self) -> Vec<u8> {
         self.put(true);
         while self.bit != 0 {
             self.put(false);
@@ -150,7 +155,7 @@ impl Writer {
 }
 
 /// The payload of a NAL unit (after its header byte) without emulation prevention bytes.
-fn unescape(payload: &[u8]) -> Vec<u8> {
+pub(super) fn unescape(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len());
     let mut zeros = 0;
     for &b in payload {
@@ -165,7 +170,7 @@ fn unescape(payload: &[u8]) -> Vec<u8> {
 }
 
 /// `rbsp` with emulation prevention bytes put in, as a NAL unit's payload.
-fn escape(rbsp: &[u8]) -> Vec<u8> {
+pub(super) fn escape(rbsp: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(rbsp.len() + 4);
     let mut zeros = 0;
     for &b in rbsp {
@@ -279,9 +284,10 @@ fn parse_pps(rbsp: &[u8]) -> Result<Pps, BitstreamError> {
 }
 
 /// The NAL unit types this module looks at.
-const NAL_SLICE: u8 = 1;
-const NAL_IDR: u8 = 5;
-const NAL_SPS: u8 = 7;
+pub(super) const NAL_SLICE: u8 = 1;
+pub(super) const NAL_IDR: u8 = 5;
+pub(super) const NAL_SEI: u8 = 6;
+pub(super) const NAL_SPS: u8 = 7;
 const NAL_PPS: u8 = 8;
 const NAL_AUD: u8 = 9;
 const NAL_FILLER: u8 = 12;
@@ -336,6 +342,11 @@ impl Bitstream {
             }
         }
         Ok(())
+    }
+
+    /// Whether no picture was seen yet.
+    pub fn is_empty(&self) -> bool {
+        self.last_ref_frame_num.is_none()
     }
 
     /// A frame that shows the last reference picture again (Annex B, one NAL unit), or `None`
@@ -442,4 +453,4 @@ pub fn frame(access_unit: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

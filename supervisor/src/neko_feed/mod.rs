@@ -12,7 +12,9 @@
 //!   (repeats that carry the macroblocks of a small change the encoder has not coded yet,
 //!   sent in place of repeats until its frame comes: the change is shown at the next tick,
 //!   not one encode later).
-//! - [`pace`]: one access unit per frame period, because that is what neko's timestamps say.
+//! - [`pace`]: when each access unit goes and how long it lasts (half a frame period while
+//!   the screen changes, a whole one while it does not), because that is what neko's
+//!   timestamps say; [`timing`] makes `h264parse` give each unit that duration.
 //!
 //! neko never passes a browser's key frame request on (its RTCP reader only feeds metrics),
 //! and a viewer joining a running pipeline waits for a key frame. The signaling relay sees
@@ -25,6 +27,7 @@
 
 pub mod h264;
 pub mod pace;
+pub mod timing;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,10 +42,14 @@ use tokio_util::sync::CancellationToken;
 use crate::stream::hub::{Hub, Out};
 use crate::stream::macroblocks::Macroblocks;
 use crate::stream::protocol;
+use pace::Slot;
 
 /// Connections served at once: neko runs one pipeline per video id (deskd gives it one);
 /// the second is for a pipeline made while the last one is still closing.
 pub const MAX_CONNECTIONS: usize = 2;
+
+/// How long after the last change of the picture its access units last half a period.
+pub const ACTIVE_FOR: Duration = Duration::from_secs(1);
 
 /// The second key frame after neko turned a browser's video on.
 pub const KEY_AGAIN: Duration = Duration::from_secs(1);
@@ -107,8 +114,7 @@ impl NekoFeed {
             sessions: Mutex::new(Vec::new()),
             again_at: Mutex::new(None),
         });
-        let period = Duration::from_secs(1) / fps.max(1);
-        tokio::spawn(accept(listener, shared.clone(), period, closing));
+        tokio::spawn(accept(listener, shared.clone(), fps.max(1), closing));
         tracing::info!(%addr, fps, "neko video feed listening");
         Ok(NekoFeed { addr, shared })
     }
@@ -134,12 +140,7 @@ impl std::fmt::Debug for NekoFeed {
     }
 }
 
-async fn accept(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    period: Duration,
-    closing: CancellationToken,
-) {
+async fn accept(listener: TcpListener, shared: Arc<Shared>, fps: u32, closing: CancellationToken) {
     let open = Arc::new(AtomicUsize::new(0));
     loop {
         let (conn, peer) = tokio::select! {
@@ -161,7 +162,7 @@ async fn accept(
         }
         let (shared, open, closing) = (shared.clone(), open.clone(), closing.clone());
         tokio::spawn(async move {
-            if let Err(reason) = serve(&shared, conn, period, &closing).await {
+            if let Err(reason) = serve(&shared, conn, fps, &closing).await {
                 tracing::info!(%peer, "neko video feed connection ended: {reason}");
             }
             open.fetch_sub(1, Ordering::SeqCst);
@@ -186,7 +187,7 @@ impl Drop for Registered<'_> {
 async fn serve(
     shared: &Shared,
     mut conn: TcpStream,
-    period: Duration,
+    fps: u32,
     closing: &CancellationToken,
 ) -> Result<(), String> {
     let _ = conn.set_nodelay(true);
@@ -205,7 +206,10 @@ async fn serve(
     let mut waiting: Vec<Bytes> = Vec::new();
     // The macroblocks changed since the last of the encoder's frames that came.
     let mut changed: Option<Arc<Macroblocks>> = None;
-    let mut pace = pace::Pace::new(Instant::now(), period);
+    let mut pace = pace::Pace::new(Instant::now(), Duration::from_secs(1) / fps);
+    let mut timing = Some(timing::Retimer::new(fps));
+    // The last change of the picture the feed heard of (a delta frame or changed macroblocks).
+    let mut changed_at: Option<Instant> = None;
     let mut said_unsupported = false;
     let mut scratch = [0u8; 64];
     loop {
@@ -214,7 +218,13 @@ async fn serve(
             _ = tokio::time::sleep_until(pace.next().into()) => {
                 let now = Instant::now();
                 shared.key_frames_due(now);
-                let plan = pace.plan(now, waiting.len());
+                let slot = match (&timing, changed_at) {
+                    (Some(_), Some(t)) if now.duration_since(t) < ACTIVE_FOR => Slot::Short,
+                    _ => Slot::Long,
+                };
+                let Some(plan) = pace.plan(now, waiting.len(), slot) else {
+                    continue;
+                };
                 let mut out = Vec::new();
                 // A slot of its own shows the newest picture: the encoder's last frame with
                 // the macroblocks changed since. Slots caught up before waiting frames
@@ -223,11 +233,18 @@ async fn serve(
                     Some(mbs) if waiting.is_empty() => bits.patch(mbs).or_else(|| bits.repeat()),
                     _ => bits.repeat(),
                 };
-                for _ in 0..plan.repeats {
-                    // Before the first picture there is nothing to repeat, and nothing
-                    // stamped yet: the slot passes unsent.
-                    if let Some(r) = &repeat {
-                        out.extend(h264::frame(r));
+                let mut ticks = plan.catch_up;
+                if waiting.is_empty() {
+                    ticks += slot.ticks();
+                }
+                // Before the first picture there is nothing to repeat, and nothing stamped
+                // yet: those slots pass unsent.
+                if let Some(r) = &repeat {
+                    for s in pace::catch_up(plan.catch_up) {
+                        out.extend(h264::frame(&timed(&mut timing, r, s)));
+                    }
+                    if waiting.is_empty() {
+                        out.extend(h264::frame(&timed(&mut timing, r, slot)));
                     }
                 }
                 for au in waiting.drain(..) {
@@ -237,9 +254,10 @@ async fn serve(
                             said_unsupported = true;
                         }
                     }
-                    out.extend(h264::frame(&au));
+                    out.extend(h264::frame(&timed(&mut timing, &au, slot)));
+                    ticks += slot.ticks();
                 }
-                pace.sent(plan.repeats + plan.frames as u64);
+                pace.sent(ticks);
                 if !out.is_empty() {
                     write(&mut conn, &out).await?;
                 }
@@ -247,12 +265,21 @@ async fn serve(
             msg = viewer.rx.recv() => match msg {
                 Some(Out::Binary(b)) => {
                     if let Some((_, au)) = protocol::video_payload(&b) {
+                        // The connection's first frame is the picture as it is, not a
+                        // change. (A key frame asked for later counts as one: the encoder
+                        // makes key frames of large changes too.)
+                        if !bits.is_empty() || !waiting.is_empty() {
+                            changed_at = Some(Instant::now());
+                        }
                         waiting.push(au);
                         // It carries every change before it.
                         changed = None;
                     }
                 }
-                Some(Out::Macroblocks(mbs)) => changed = Some(mbs),
+                Some(Out::Macroblocks(mbs)) => {
+                    changed = Some(mbs);
+                    changed_at = Some(Instant::now());
+                }
                 Some(Out::Closed(reason)) => return Err(format!("native stream: {reason}")),
                 Some(_) => {}
                 None => return Err("native stream ended".into()),
@@ -265,6 +292,21 @@ async fn serve(
             },
         }
     }
+}
+
+/// `au` lasting `slot`, while the stream can be retimed; as it is (a whole period) once it
+/// cannot, for the rest of the connection.
+fn timed(timing: &mut Option<timing::Retimer>, au: &[u8], slot: Slot) -> Vec<u8> {
+    if let Some(t) = timing {
+        match t.access_unit(au, slot) {
+            Ok(timed) => return timed,
+            Err(e) => {
+                tracing::warn!("neko video feed: frames last one period from now on: {e}");
+                *timing = None;
+            }
+        }
+    }
+    au.to_vec()
 }
 
 async fn write(conn: &mut TcpStream, data: &[u8]) -> Result<(), String> {

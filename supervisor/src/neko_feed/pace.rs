@@ -1,196 +1,175 @@
-//! When the neko feed sends an access unit, pure.
+//! When the neko feed sends an access unit, and for how long each one lasts, pure.
 //!
-//! neko stamps each access unit with the duration `h264parse` gives it, one frame period,
-//! and pion turns the sum of those durations into RTP timestamps. So the browser's jitter
-//! buffer reads the stream as one frame per period, whatever the screen does. The feed
-//! therefore sends exactly one access unit per period on average, on the period's tick: the
-//! encoder's frame when there is one, else a repeat of the last picture. Arrivals then match
-//! their timestamps (no jitter for the receiver to wait out), and a frame waits at most one
-//! period for its tick.
+//! neko stamps each access unit with the duration `h264parse` gives it, and pion turns the
+//! sum of those durations into RTP timestamps: a unit's timestamp is the sum of the durations
+//! of the units before it. So the feed sends each unit when its timestamp says, on a tick of
+//! its own clock, and picks each unit's duration as it sends it ([`Slot`], through the SEI of
+//! [`super::timing`]): half a frame period while the screen is changing, so a new frame
+//! waits at most half a period for its tick, and a whole period while it is not, so a static
+//! screen costs no more units than before. Arrivals then match their timestamps (no jitter
+//! for the receiver to wait out). Without retiming (a stream [`super::timing`] cannot
+//! rewrite) every unit lasts a whole period, from the caps' frame rate.
 
 use std::time::{Duration, Instant};
+
+pub use super::timing::Slot;
 
 /// The most access units sent at once to catch up after the feed was held up.
 pub const MAX_CATCH_UP: u64 = 64;
 
-/// One feed connection's clock.
+/// One feed connection's clock, in ticks of half a frame period.
 #[derive(Debug, Clone)]
 pub struct Pace {
     start: Instant,
-    period: Duration,
-    /// Access units sent since `start`.
-    sent: u64,
+    tick: Duration,
+    /// Ticks covered by the units sent since `start`: the next unit's timestamp.
+    stamped: u64,
 }
 
 /// What to send at a tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
-    /// Repeats of the last picture, sent first (the screen was unchanged at those ticks).
-    pub repeats: u64,
-    /// The encoder's frames waiting, sent after the repeats.
+    /// Ticks to cover first with repeats of the last picture (the screen was unchanged
+    /// then): see [`catch_up`].
+    pub catch_up: u64,
+    /// The encoder's frames waiting, sent after them; when there are none, one repeat.
     pub frames: usize,
 }
 
 impl Pace {
+    /// A clock whose [`Slot::Long`] lasts `period`.
     pub fn new(start: Instant, period: Duration) -> Pace {
         Pace {
             start,
-            period: period.max(Duration::from_millis(1)),
-            sent: 0,
+            tick: (period / 2).max(Duration::from_micros(500)),
+            stamped: 0,
         }
     }
 
     /// When the next access unit is due.
     pub fn next(&self) -> Instant {
-        self.start + self.period * u32::try_from(self.sent).unwrap_or(u32::MAX)
+        self.start + self.tick * u32::try_from(self.stamped).unwrap_or(u32::MAX)
     }
 
-    /// Access units due by `now` since the start (the one of the current tick included).
-    fn due(&self, now: Instant) -> u64 {
+    /// The tick `now` is in.
+    fn tick_at(&self, now: Instant) -> u64 {
         let elapsed = now.saturating_duration_since(self.start);
-        (elapsed.as_nanos() / self.period.as_nanos()) as u64 + 1
+        (elapsed.as_nanos() / self.tick.as_nanos()) as u64
     }
 
-    /// What to send at `now` with `waiting` encoder frames: every waiting frame, and repeats
-    /// for the ticks they do not fill (at most [`MAX_CATCH_UP`]). Nothing before the next
-    /// tick. A feed held up for longer than a second (the machine was suspended) starts its
-    /// clock again: the browser's jitter buffer absorbs one jump, not a second of repeats.
-    pub fn plan(&mut self, now: Instant, waiting: usize) -> Plan {
-        let behind = self.due(now).saturating_sub(self.sent);
-        if behind == 0 {
-            return Plan {
-                repeats: 0,
-                frames: 0,
-            };
+    /// What to send at `now` with `waiting` encoder frames, each unit of this tick lasting
+    /// `slot`: every waiting frame (or one repeat), the newest stamped at the current tick or
+    /// later, after repeats for the ticks not covered yet (at most [`MAX_CATCH_UP`] units).
+    /// `None` before the next tick. A feed held up for longer than a second (the machine
+    /// was suspended) starts its clock again: the browser's jitter buffer absorbs one jump,
+    /// not a second of repeats.
+    pub fn plan(&mut self, now: Instant, waiting: usize, slot: Slot) -> Option<Plan> {
+        if now < self.next() {
+            return None;
         }
-        if self.period * u32::try_from(behind).unwrap_or(u32::MAX) > Duration::from_secs(1) {
+        let current = self.tick_at(now);
+        let units = waiting.max(1) as u64;
+        let gap = current
+            .saturating_sub(self.stamped)
+            .saturating_sub((units - 1) * slot.ticks());
+        if self.tick * u32::try_from(gap).unwrap_or(u32::MAX) > Duration::from_secs(1) {
             self.start = now;
-            self.sent = 0;
-            return Plan {
-                repeats: u64::from(waiting == 0),
+            self.stamped = 0;
+            return Some(Plan {
+                catch_up: 0,
                 frames: waiting,
-            };
+            });
         }
-        Plan {
-            repeats: behind.saturating_sub(waiting as u64).min(MAX_CATCH_UP),
+        Some(Plan {
+            catch_up: gap.min(MAX_CATCH_UP * Slot::Long.ticks()),
             frames: waiting,
-        }
+        })
     }
 
-    /// `n` access units were sent.
-    pub fn sent(&mut self, n: u64) {
-        self.sent += n;
+    /// Units covering `ticks` were sent.
+    pub fn sent(&mut self, ticks: u64) {
+        self.stamped += ticks;
     }
+}
+
+/// The repeats that cover `ticks`: whole periods, and a half one for an odd tick.
+pub fn catch_up(ticks: u64) -> impl Iterator<Item = Slot> {
+    let long = std::iter::repeat_n(Slot::Long, (ticks / 2) as usize);
+    long.chain((ticks % 2 == 1).then_some(Slot::Short))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const P: Duration = Duration::from_millis(10);
+    /// A period of 20 ms: ticks of 10 ms.
+    const P: Duration = Duration::from_millis(20);
 
     fn at(start: Instant, ms: u64) -> Instant {
         start + Duration::from_millis(ms)
     }
 
+    fn plan(catch_up: u64, frames: usize) -> Option<Plan> {
+        Some(Plan { catch_up, frames })
+    }
+
     #[test]
-    fn one_access_unit_per_tick_repeats_while_nothing_changes() {
+    fn a_static_screen_gets_one_unit_per_period_a_changing_one_two() {
         let t0 = Instant::now();
         let mut pace = Pace::new(t0, P);
         assert_eq!(pace.next(), t0);
-        let plan = pace.plan(t0, 0);
-        assert_eq!(
-            plan,
-            Plan {
-                repeats: 1,
-                frames: 0
-            }
-        );
-        pace.sent(1);
-        assert_eq!(pace.next(), at(t0, 10));
-        // before the tick: nothing
-        assert_eq!(
-            pace.plan(at(t0, 5), 1),
-            Plan {
-                repeats: 0,
-                frames: 0
-            }
-        );
-        // at the tick a waiting frame takes the slot
-        assert_eq!(
-            pace.plan(at(t0, 10), 1),
-            Plan {
-                repeats: 0,
-                frames: 1
-            }
-        );
-        pace.sent(1);
+        assert_eq!(pace.plan(t0, 0, Slot::Long), plan(0, 0));
+        pace.sent(Slot::Long.ticks());
         assert_eq!(pace.next(), at(t0, 20));
+        // before the tick: nothing, whatever waits
+        assert_eq!(pace.plan(at(t0, 15), 1, Slot::Short), None);
+        // at the tick a waiting frame takes the slot, and lasts half a period
+        assert_eq!(pace.plan(at(t0, 20), 1, Slot::Short), plan(0, 1));
+        pace.sent(Slot::Short.ticks());
+        assert_eq!(pace.next(), at(t0, 30));
+        assert_eq!(pace.plan(at(t0, 30), 0, Slot::Short), plan(0, 0));
+        pace.sent(Slot::Short.ticks());
+        assert_eq!(pace.next(), at(t0, 40));
     }
 
     #[test]
     fn a_burst_is_paid_back_by_skipped_repeats() {
         let t0 = Instant::now();
         let mut pace = Pace::new(t0, P);
-        // two frames in one tick: one tick ahead
-        assert_eq!(
-            pace.plan(t0, 2),
-            Plan {
-                repeats: 0,
-                frames: 2
-            }
-        );
-        pace.sent(2);
-        assert_eq!(
-            pace.plan(at(t0, 12), 0),
-            Plan {
-                repeats: 0,
-                frames: 0
-            }
-        );
+        // two frames at once: the second is stamped a slot ahead
+        assert_eq!(pace.plan(t0, 2, Slot::Short), plan(0, 2));
+        pace.sent(2 * Slot::Short.ticks());
+        assert_eq!(pace.plan(at(t0, 12), 0, Slot::Short), None);
         assert_eq!(pace.next(), at(t0, 20));
-        assert_eq!(
-            pace.plan(at(t0, 20), 0),
-            Plan {
-                repeats: 1,
-                frames: 0
-            }
-        );
+        assert_eq!(pace.plan(at(t0, 20), 0, Slot::Short), plan(0, 0));
     }
 
     #[test]
     fn a_late_tick_catches_up_with_repeats_before_the_frame() {
         let t0 = Instant::now();
         let mut pace = Pace::new(t0, P);
-        pace.plan(t0, 0);
-        pace.sent(1);
-        // held up until 45 ms: ticks 10, 20, 30, 40 are due
+        pace.plan(t0, 0, Slot::Long);
+        pace.sent(Slot::Long.ticks());
+        // held up until 55 ms: ticks 2, 3 and 4 were not covered; the frame goes at tick 5
+        assert_eq!(pace.plan(at(t0, 55), 1, Slot::Short), plan(3, 1));
         assert_eq!(
-            pace.plan(at(t0, 45), 1),
-            Plan {
-                repeats: 3,
-                frames: 1
-            }
+            catch_up(3).collect::<Vec<_>>(),
+            [Slot::Long, Slot::Short],
+            "as few repeats as cover the gap"
         );
-        pace.sent(4);
-        assert_eq!(pace.next(), at(t0, 50));
+        pace.sent(3 + Slot::Short.ticks());
+        assert_eq!(pace.next(), at(t0, 60));
     }
 
     #[test]
     fn a_long_hold_up_starts_the_clock_again() {
         let t0 = Instant::now();
         let mut pace = Pace::new(t0, P);
-        pace.plan(t0, 0);
-        pace.sent(1);
+        pace.plan(t0, 0, Slot::Long);
+        pace.sent(Slot::Long.ticks());
         let late = at(t0, 5000);
-        assert_eq!(
-            pace.plan(late, 0),
-            Plan {
-                repeats: 1,
-                frames: 0
-            }
-        );
-        pace.sent(1);
-        assert_eq!(pace.next(), at(t0, 5010));
+        assert_eq!(pace.plan(late, 0, Slot::Long), plan(0, 0));
+        pace.sent(Slot::Long.ticks());
+        assert_eq!(pace.next(), at(t0, 5020));
     }
 }

@@ -79,7 +79,7 @@ fn other_picture_order_count_types_are_named() {
 }
 
 /// A 320x240 picture of one grey level with a lighter box at `x`.
-fn picture(x: usize) -> I420 {
+pub(crate) fn picture(x: usize) -> I420 {
     let (w, h) = (320, 240);
     let mut bgrx = vec![60u8; w * h * 4];
     for y in 40..120 {
@@ -111,7 +111,7 @@ fn decode_with(
 }
 
 /// The picture (RGBA) after each access unit.
-fn decode_all(units: &[Vec<u8>]) -> Vec<Vec<u8>> {
+pub(crate) fn decode_all(units: &[Vec<u8>]) -> Vec<Vec<u8>> {
     decode_with(units, |yuv| {
         let (w, h) = yuv.dimensions();
         let mut rgba = vec![0u8; w * h * 4];
