@@ -194,11 +194,9 @@ struct Sps {
     width_mbs: u32,
 }
 
-fn parse_sps(rbsp: &[u8]) -> Result<Sps, BitstreamError> {
-    let mut r = Bits::new(rbsp, "sequence parameter set");
-    let profile = r.bits(8)?;
-    r.bits(16)?; // constraint flags, level
-    let id = r.ue()?;
+/// Refuses the profiles whose SPS has the chroma and bit-depth fields after its id (the High
+/// profiles and their kin): the SPS readers here follow the Baseline/Main layout only.
+pub(super) fn baseline_layout(profile: u32) -> Result<(), BitstreamError> {
     if matches!(
         profile,
         100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
@@ -208,6 +206,15 @@ fn parse_sps(rbsp: &[u8]) -> Result<Sps, BitstreamError> {
             value: profile,
         });
     }
+    Ok(())
+}
+
+fn parse_sps(rbsp: &[u8]) -> Result<Sps, BitstreamError> {
+    let mut r = Bits::new(rbsp, "sequence parameter set");
+    let profile = r.bits(8)?;
+    r.bits(16)?; // constraint flags, level
+    let id = r.ue()?;
+    baseline_layout(profile)?;
     let log2_max_frame_num = r.ue()? + 4;
     let poc_type = r.ue()?;
     if poc_type != 2 {

@@ -208,7 +208,8 @@ async fn serve(
     let mut changed: Option<Arc<Macroblocks>> = None;
     let mut pace = pace::Pace::new(Instant::now(), Duration::from_secs(1) / fps);
     let mut timing = Some(timing::Retimer::new(fps));
-    // The last change of the picture the feed heard of (a delta frame or changed macroblocks).
+    // The last change of the picture the feed heard of (a frame after the connection's first,
+    // or changed macroblocks).
     let mut changed_at: Option<Instant> = None;
     let mut said_unsupported = false;
     let mut scratch = [0u8; 64];

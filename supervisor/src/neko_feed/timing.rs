@@ -13,7 +13,8 @@
 //! lasts half a frame period and a [`Slot::Long`] one a whole period.
 
 use super::h264::{
-    escape, unescape, Bits, BitstreamError, Writer, NAL_IDR, NAL_SEI, NAL_SLICE, NAL_SPS,
+    baseline_layout, escape, unescape, Bits, BitstreamError, Writer, NAL_IDR, NAL_SEI, NAL_SLICE,
+    NAL_SPS,
 };
 
 /// How long a unit lasts, in the fields of the VUI timing (two per [`Slot::Short`]).
@@ -47,12 +48,7 @@ pub fn retime_sps(rbsp: &[u8], time_scale: u32) -> Result<Vec<u8>, BitstreamErro
     let profile = r.bits(8)?;
     r.bits(16)?; // constraint flags, level
     r.ue()?; // seq_parameter_set_id
-    if matches!(
-        profile,
-        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
-    ) {
-        return Err(unsupported("profile_idc", profile));
-    }
+    baseline_layout(profile)?;
     r.ue()?; // log2_max_frame_num_minus4
     match r.ue()? {
         0 => {
