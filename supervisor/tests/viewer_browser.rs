@@ -725,6 +725,22 @@ async fn wait_binary(neko: &Tab<'_>, expected: &[&str], what: &str) {
     }
 }
 
+/// Waits until the stand-in has received `message` over the data channel.
+async fn wait_until_binary(neko: &Tab<'_>, message: &str, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = binary(neko).await;
+        if got.iter().any(|m| m == message) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: data channel got {got:?}, without {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn clear_binary(neko: &Tab<'_>) {
     neko.eval("fake.binary.length = 0").await;
 }
@@ -1073,6 +1089,8 @@ async fn streams_and_sends_input() {
     clear_binary(&neko).await;
     viewer.mouse("mousePressed", cx, cy, "left").await;
     viewer.mouse("mouseReleased", cx, cy, "left").await;
+    // The click's release must be in before the next step clears the record, or it lands there.
+    wait_until_binary(&neko, "06000400000001", "release of the click before paste").await;
     viewer.paste("héllo wörld").await;
     {
         let b = bridge.clone();
