@@ -23,8 +23,10 @@
 //! The run happens in a private network namespace of its own (`unshare --net`, with a veth
 //! pair so WebRTC has a host candidate), so nothing reaches the host's interfaces.
 //! `DESKD_BENCH_ROUNDS` sets the rounds (default 3), `-- --quick` makes a short run,
-//! `DESKD_BENCH_STACKS=ws,x11vnc,x11vnc-tuned,webrtc,webrtc-canvas` picks stacks
-//! (`webrtc-canvas`: WebRTC painted by the page as decoded, `render=canvas`), `DESKD_BENCH_VIEWER_QUERY`
+//! `DESKD_BENCH_STACKS=ws,x11vnc,x11vnc-tuned,webrtc,webrtc-video,webrtc-canvas` picks stacks
+//! (`webrtc`: the page's own decoder, its default; `webrtc-video`: the <video>,
+//! `render=video`; `webrtc-canvas`: the browser's decoded frames painted by the page,
+//! `render=canvas`), `DESKD_BENCH_VIEWER_QUERY`
 //! adds to the viewer page's query (`worker=0`: the native stream in the page, not its worker),
 //! `DESKD_BENCH_NEKO_CONFIG` to the `[neko]` table (`video = "neko"`: neko's own capture).
 
@@ -284,7 +286,7 @@ fn role_median(v: &[Cpu], role: &str) -> Option<f64> {
 /// The stack's own server-side processes: what it costs to serve the picture.
 fn server_roles(stack: Stack) -> &'static [&'static str] {
     match stack {
-        Stack::WebRtc | Stack::WebRtcCanvas => &["deskd", "neko", "Xvfb"],
+        Stack::WebRtc | Stack::WebRtcVideo | Stack::WebRtcCanvas => &["deskd", "neko", "Xvfb"],
         Stack::Ws => &["deskd", "Xvfb"],
         Stack::VncDefault | Stack::VncTuned => &["x11vnc", "websockify", "Xvfb"],
     }
@@ -1051,7 +1053,7 @@ fn report(
     let deskd_stacks: Vec<Stack> = stacks
         .iter()
         .copied()
-        .filter(|s| matches!(s, Stack::WebRtc | Stack::WebRtcCanvas | Stack::Ws))
+        .filter(|s| s.is_webrtc() || *s == Stack::Ws)
         .collect();
     if !anchors.is_empty() && !deskd_stacks.is_empty() {
         println!("\n== ratios, deskd stack / x11vnc in the same run (< 1: deskd lower) ==");

@@ -35,19 +35,21 @@ export class FramePainter {
   }
 
   /**
-   * Paints `track`'s frames from now on (in place of an earlier track's); `onPainted({width,
-   * height})` for its first frame and each change of size, `onError(text)` when one fails.
+   * Paints `track`'s frames from now on (in place of an earlier track's). `handlers`:
+   * `painted({width, height})` for its first frame and each change of size, `error(text)`
+   * when one fails. The same shape as RtcDecoder's (rtc-decoder.js).
    */
-  start(track, onPainted, onError = () => {}) {
-    if (this.stopped) return;
+  start({ track }, { painted: onPainted = () => {}, error: onError = () => {} } = {}) {
+    if (this.stopped) return false;
     let readable;
     try {
       readable = new this.Processor({ track }).readable;
     } catch (e) {
       onError(`frame painter: ${e && e.message ? e.message : e}`);
-      return;
+      return false;
     }
     this.pump(readable.getReader(), onPainted, onError);
+    return true;
   }
 
   async pump(reader, onPainted, onError) {
@@ -89,6 +91,11 @@ export class FramePainter {
         onPainted(size);
       }
     }
+  }
+
+  /** Frames painted so far. */
+  get decoded() {
+    return this.painted;
   }
 
   /** Stops painting; the canvas keeps the last picture. */

@@ -11,13 +11,14 @@ import { isModifierKeysym, keysymForChar, keysymForEvent } from "./keysym.js";
 import { NativeSession } from "./native.js";
 import { available as remoteAvailable, RemoteNativeSession, startWorker } from "./native-remote.js";
 import { canPaintFrames, FramePainter } from "./frame-painter.js";
+import { canDecodeRtc, RtcDecoder } from "./rtc-decoder.js";
 import { encodePing } from "./protocol.js";
 import { ScreenView } from "./screen.js";
 import { SoundSession } from "./sound.js";
 import { stillLoaded, stillUrl, stillWidthFor } from "./still.js";
 import { CONTROL_WAIT_MS, ControlTracker, liveDetail, stateText, unsupportedText } from "./status.js";
 import { TouchGestures } from "./touch.js";
-import { chooseTransport, forcedCodec, forcedTransport, parseSession, transportLabel, WEBRTC, WS } from "./transport.js";
+import { chooseRender, chooseTransport, forcedCodec, forcedTransport, parseSession, RENDER_DECODER, RENDER_VIDEO, transportLabel, WEBRTC, WS } from "./transport.js";
 import { NO_MEDIA, WebRtcSession } from "./webrtc.js";
 
 const SIGNALING_PATH = "/stream/signaling";
@@ -110,6 +111,18 @@ const debug = {
     const s = session;
     return s && s instanceof RemoteNativeSession ? (s.stats.bytesIn || 0) + (s.stats.bytesOut || 0) : 0;
   },
+  /** The WebRTC session's peer connection, as a list (empty without one). */
+  peerConnections() {
+    return session && session.pc ? [session.pc] : [];
+  },
+  /**
+   * The page's own WebRTC decoder's counts: `painted` now, and the worker's `received`,
+   * `repeats`, `decoded`, `dropped`, `passed` (at most a second old); null without one.
+   */
+  rtcDecoder() {
+    const f = session && session.frames;
+    return f instanceof RtcDecoder ? { painted: f.painted, ...(f.stats || {}) } : null;
+  },
   async framesDecoded() {
     const s = session;
     if (!s) return 0;
@@ -146,13 +159,13 @@ function audioWanted() {
 }
 
 let wantAudio = audioWanted();
-// `?render=canvas`: WebRTC's frames painted by the page as they are decoded (where the
-// browser has MediaStreamTrackProcessor), not shown by the <video> at its render time. It
-// saves the <video>'s 10 ms render delay but paints every frame on the main thread: without
-// a GPU that costs more than it saves (docs/viewer.md has the figures), so it is not the
-// default.
-const paintWebRtcFrames = canPaintFrames() && new URLSearchParams(location.search).get("render") === "canvas";
-debug.paintWebRtcFrames = paintWebRtcFrames;
+// How WebRTC's video is shown (transport.js chooseRender): decoded by the page itself where
+// the browser can (rtc-decoder.js), else by the <video>; `?render=canvas|video` forces the
+// others. docs/viewer.md has the figures.
+const webrtcRender = chooseRender(new URLSearchParams(location.search).get("render"), { decoder: canDecodeRtc(), canvas: canPaintFrames() });
+debug.render = webrtcRender;
+/** True while the page paints WebRTC's frames itself (decoder or canvas), for the bench's probe. */
+debug.paintWebRtcFrames = webrtcRender !== RENDER_VIDEO;
 const sound = new SoundSession({
   url: socketUrl(SIGNALING_PATH),
   audio: els.sound,
@@ -286,7 +299,7 @@ async function connect() {
   debug.connects += 1;
   debug.transport = choice.transport;
   debug.codec = choice.codec;
-  const paintRtc = choice.transport === WEBRTC && paintWebRtcFrames;
+  const paintRtc = choice.transport === WEBRTC && webrtcRender !== RENDER_VIDEO;
   screenView.use(choice.transport, { canvas: choice.transport === WS || paintRtc });
   syncSound();
   renderAudioButton();
@@ -294,13 +307,19 @@ async function connect() {
   const s =
     choice.transport === WS
       ? nativeSession(on, choice.codec)
-      : new WebRtcSession({ url: socketUrl(SIGNALING_PATH), audio: wantAudio, video: els.video, on, frames: paintRtc ? new FramePainter({ canvas: screenView.freshCanvas() }) : null });
+      : new WebRtcSession({ url: socketUrl(SIGNALING_PATH), audio: wantAudio, video: els.video, on, frames: paintRtc ? rtcPainter() : null });
   session = s;
   if (debug.status !== "unavailable" && debug.status !== "reconnecting") setStatus("connecting", connectingDetail());
   s.start();
   setTimeout(() => {
     if (session === s && !s.opened) s.close(4000, "open timeout");
   }, OPEN_TIMEOUT_MS);
+}
+
+/** What paints WebRTC's frames on a fresh canvas: the page's own decoder, or a FramePainter. */
+function rtcPainter() {
+  const canvas = screenView.freshCanvas();
+  return webrtcRender === RENDER_DECODER ? new RtcDecoder({ canvas }) : new FramePainter({ canvas });
 }
 
 /**
@@ -371,6 +390,13 @@ function onSession(s, ev, d) {
       break;
     case "painted":
       if (screenView.remotePainted(d.width, d.height)) renderCursor();
+      break;
+    case "render-fallback":
+      // The page cannot decode this stream's codec: the <video> shows it.
+      debug.renderFallback = d;
+      debug.paintWebRtcFrames = false;
+      screenView.use(WEBRTC, { canvas: false });
+      renderCursor();
       break;
     case "first-frame":
       s.shownFirst = true;

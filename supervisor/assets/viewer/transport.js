@@ -72,3 +72,22 @@ export function transportLabel(t, codec = null) {
   if (t === WS) return codec === "jpeg" ? "WebSocket (JPEG)" : "WebSocket";
   return t === WEBRTC ? "WebRTC" : "";
 }
+
+/** How the page shows WebRTC's video: its own decoder, its canvas, or the <video>. */
+export const RENDER_DECODER = "decoder";
+export const RENDER_CANVAS = "canvas";
+export const RENDER_VIDEO = "video";
+
+/**
+ * The WebRTC renderer from `?render=` (`param`, or null) and what this browser has (`can`:
+ * `{decoder, canvas}`): the page's own decoder by default (rtc-decoder.js: the lowest
+ * latency and nothing spent on a still screen, docs/viewer.md), `?render=canvas` for frames
+ * the browser decoded painted by the page, `?render=video` for the <video>; the <video>
+ * wherever the choice is not there.
+ */
+export function chooseRender(param, can = { decoder: true, canvas: true }) {
+  const v = String(param || "").trim().toLowerCase();
+  if (v === RENDER_VIDEO) return RENDER_VIDEO;
+  if (v === RENDER_CANVAS) return can.canvas ? RENDER_CANVAS : RENDER_VIDEO;
+  return can.decoder ? RENDER_DECODER : RENDER_VIDEO;
+}

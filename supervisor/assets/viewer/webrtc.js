@@ -17,11 +17,14 @@ export class WebRtcSession {
    * - `url`: the relay's WebSocket URL; `audio`: ask neko for sound;
    * - `video`: the <video> element the track plays in;
    * - `on(event, detail)`: "session-id", "screen", "host", "input-open", "server-message",
-   *   "first-frame", "painted", "peer-state", "clipboard", "message", "sent", "error", "close";
+   *   "first-frame", "painted", "frame", "render-fallback", "peer-state", "clipboard", "message", "sent", "error", "close";
    * - `mediaTimeoutMs`: close with NO_MEDIA when ICE never connects by then;
    * - `firstFrameRetryMs`: connected without a picture this long: restart the video;
-   * - `frames`: a FramePainter (frame-painter.js) that paints the video track's frames as
-   *   they are decoded, reporting "painted" ({width, height}); null: the <video> shows them;
+   * - `frames`: what paints the video itself, reporting "painted" ({width, height}) and
+   *   "frame" (each frame it painted): an RtcDecoder (rtc-decoder.js: the receiver's encoded
+   *   frames decoded by the page) or a FramePainter (frame-painter.js: the track's decoded
+   *   frames); null: the <video> shows them. One that cannot decode the codec hands the
+   *   frames back ("render-fallback" {codec, reason}) and the <video> shows them;
    * - `NekoSessionImpl` for tests.
    */
   constructor({ url, audio = false, video, on = () => {}, frames = null, mediaTimeoutMs = 30000, firstFrameRetryMs = FIRST_FRAME_RETRY_MS, NekoSessionImpl = NekoSession }) {
@@ -32,6 +35,8 @@ export class WebRtcSession {
     this.everConnected = false;
     this.shownFirst = false;
     this.mediaTimer = null;
+    this.fellBack = false;
+    this.keyAskedAt = 0;
   }
 
   get opened() {
@@ -114,8 +119,40 @@ export class WebRtcSession {
     if (v.srcObject !== stream) v.srcObject = stream;
     v.play().catch(() => {});
     if (ev.track && ev.track.kind !== "video") return;
-    if (this.frames) this.frames.start(ev.track, (size) => this.painted(size), (e) => this.on("error", e));
-    else this.watchFirstFrame();
+    if (this.frames && !this.fellBack) {
+      const started = this.frames.start(ev, {
+        painted: (size) => this.painted(size),
+        frame: (d) => this.on("frame", d),
+        error: (e) => this.on("error", e),
+        needKey: () => this.needKey(),
+        fallback: (d) => this.fallBack(d),
+      });
+      if (started !== false) return;
+      this.fallBack({ codec: null, reason: "the page cannot paint this track" });
+      return;
+    }
+    this.watchFirstFrame();
+  }
+
+  /** The painter cannot show this stream: the <video> does, from now on. */
+  fallBack(detail) {
+    if (this.fellBack) return;
+    this.fellBack = true;
+    if (this.frames) this.frames.stop();
+    this.on("render-fallback", detail);
+    this.watchFirstFrame();
+  }
+
+  /**
+   * The page's decoder waits for a key frame (it missed one, or fell behind): neko sends one
+   * when the video is turned off and on, at most once per `firstFrameRetryMs`.
+   */
+  needKey() {
+    if (!this.neko || this.neko.closed) return;
+    const now = Date.now();
+    if (this.keyAskedAt && now - this.keyAskedAt < this.firstFrameRetryMs) return;
+    this.keyAskedAt = now;
+    this.neko.restartVideo();
   }
 
   /** The frame painter painted a frame of a new size (the first one included). */
@@ -192,6 +229,7 @@ export class WebRtcSession {
   }
 
   async framesDecoded() {
+    if (this.frames && !this.fellBack) return this.frames.decoded;
     const pc = this.pc;
     if (!pc) return 0;
     let frames = 0;

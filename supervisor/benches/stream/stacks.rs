@@ -21,7 +21,10 @@ const NOVNC: &str = "/usr/share/novnc";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Stack {
+    /// WebRTC as the page shows it by default: its own decoder (`render=decoder`).
     WebRtc,
+    /// WebRTC shown by the page's <video> (`render=video`).
+    WebRtcVideo,
     /// WebRTC painted by the page as each frame is decoded (`render=canvas`), not shown by
     /// its <video>.
     WebRtcCanvas,
@@ -31,8 +34,9 @@ pub enum Stack {
 }
 
 impl Stack {
-    pub const ALL: [Stack; 5] = [
+    pub const ALL: [Stack; 6] = [
         Stack::WebRtc,
+        Stack::WebRtcVideo,
         Stack::WebRtcCanvas,
         Stack::Ws,
         Stack::VncDefault,
@@ -42,6 +46,7 @@ impl Stack {
     pub fn name(self) -> &'static str {
         match self {
             Stack::WebRtc => "deskd webrtc",
+            Stack::WebRtcVideo => "webrtc video",
             Stack::WebRtcCanvas => "webrtc canvas",
             Stack::Ws => "deskd ws",
             Stack::VncDefault => "x11vnc default",
@@ -53,6 +58,7 @@ impl Stack {
     pub fn key(self) -> &'static str {
         match self {
             Stack::WebRtc => "webrtc",
+            Stack::WebRtcVideo => "webrtc-video",
             Stack::WebRtcCanvas => "webrtc-canvas",
             Stack::Ws => "ws",
             Stack::VncDefault => "x11vnc",
@@ -62,12 +68,12 @@ impl Stack {
 
     /// What the probe counts as live video (see probe.js).
     pub fn is_webrtc(self) -> bool {
-        matches!(self, Stack::WebRtc | Stack::WebRtcCanvas)
+        matches!(self, Stack::WebRtc | Stack::WebRtcVideo | Stack::WebRtcCanvas)
     }
 
     pub fn live_mode(self) -> &'static str {
         match self {
-            Stack::WebRtc | Stack::WebRtcCanvas => "video",
+            Stack::WebRtc | Stack::WebRtcVideo | Stack::WebRtcCanvas => "video",
             Stack::Ws => "decoder",
             Stack::VncDefault | Stack::VncTuned => "picture",
         }
@@ -222,6 +228,7 @@ impl Deskd {
     pub fn page_url(&self, stack: Stack) -> String {
         let transport = match stack {
             Stack::WebRtc => "webrtc",
+            Stack::WebRtcVideo => "webrtc&render=video",
             Stack::WebRtcCanvas => "webrtc&render=canvas",
             _ => "ws",
         };

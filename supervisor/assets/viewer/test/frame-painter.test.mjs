@@ -69,7 +69,7 @@ test("in the page: every frame painted and closed, sizes reported when they chan
   const c = canvas();
   const p = new FramePainter({ canvas: c, isHidden: () => false, Processor: FakeProcessor });
   const sizes = [];
-  p.start({ id: "t1" }, (s) => sizes.push(s));
+  p.start({ track: { id: "t1" } }, { painted: (s) => sizes.push(s) });
   const src = FakeProcessor.made[0];
   const frames = [new Frame(), new Frame(), new Frame(640, 360)];
   for (const f of frames) src.push(f);
@@ -82,7 +82,7 @@ test("in the page: every frame painted and closed, sizes reported when they chan
     { width: 640, height: 360 },
   ]);
   // A new track replaces the old: the old stream is cancelled.
-  p.start({ id: "t2" }, (s) => sizes.push(s));
+  p.start({ track: { id: "t2" } }, { painted: (s) => sizes.push(s) });
   assert.equal(src.cancelled, true);
   const next = FakeProcessor.made[1];
   const late = new Frame();
@@ -109,7 +109,7 @@ test("in the page: a frame that fails to paint is reported and closed; painting 
   });
   const p = new FramePainter({ canvas: c, isHidden: () => false, Processor: FakeProcessor });
   const errors = [];
-  p.start({}, () => {}, (e) => errors.push(e));
+  p.start({ track: {} }, { error: (e) => errors.push(e) });
   const bad = new Frame();
   const good = new Frame();
   FakeProcessor.made[0].push(bad);
@@ -127,7 +127,7 @@ test("while the page is hidden frames are closed unpainted; the first one after 
   const c = canvas();
   let hidden = false;
   const p = new FramePainter({ canvas: c, isHidden: () => hidden, Processor: FakeProcessor });
-  p.start({}, () => {});
+  p.start({ track: {} });
   const src = FakeProcessor.made[0];
   const [a, b, d] = [new Frame(), new Frame(), new Frame()];
   src.push(a);
@@ -155,6 +155,6 @@ test("a track the browser cannot process is an error, not a throw", () => {
     },
   });
   const errors = [];
-  p.start({}, () => {}, (e) => errors.push(e));
+  p.start({ track: {} }, { error: (e) => errors.push(e) });
   assert.deepEqual(errors, ["frame painter: not a video track"]);
 });

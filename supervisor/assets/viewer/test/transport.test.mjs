@@ -1,7 +1,7 @@
 // Transport choice (docs/native-stream.md "Choosing a transport").
 import test from "node:test";
 import assert from "node:assert/strict";
-import { chooseTransport, forcedCodec, forcedTransport, parseSession, transportLabel, WS, WEBRTC } from "../transport.js";
+import { chooseRender, chooseTransport, forcedCodec, forcedTransport, parseSession, RENDER_CANVAS, RENDER_DECODER, RENDER_VIDEO, transportLabel, WS, WEBRTC } from "../transport.js";
 
 const session = (webrtc, ws, access = "control") => parseSession({ access, transports: { webrtc, ws: { enabled: ws } } });
 const both = { webcodecs: true, images: true, webrtc: true };
@@ -79,4 +79,16 @@ test("labels", () => {
   assert.equal(transportLabel(WS, "jpeg"), "WebSocket (JPEG)");
   assert.equal(transportLabel(WEBRTC), "WebRTC");
   assert.equal(transportLabel(null), "");
+});
+
+test("the WebRTC renderer: the page's decoder by default, the others when asked and there", () => {
+  const all = { decoder: true, canvas: true };
+  assert.equal(chooseRender(null, all), RENDER_DECODER);
+  assert.equal(chooseRender("", all), RENDER_DECODER);
+  assert.equal(chooseRender("decoder", all), RENDER_DECODER);
+  assert.equal(chooseRender("bogus", all), RENDER_DECODER);
+  assert.equal(chooseRender(" Canvas ", all), RENDER_CANVAS);
+  assert.equal(chooseRender("video", all), RENDER_VIDEO);
+  assert.equal(chooseRender(null, { decoder: false, canvas: true }), RENDER_VIDEO, "no WebCodecs (plain HTTP) or no transforms");
+  assert.equal(chooseRender("canvas", { decoder: true, canvas: false }), RENDER_VIDEO);
 });

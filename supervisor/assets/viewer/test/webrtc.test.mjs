@@ -162,30 +162,74 @@ test("connected without a picture: the video is restarted until one shows", asyn
   s.close(1000, "done");
 });
 
-test("with a frame painter: the video track's frames go to it; its first frame is the first frame", () => {
+test("with a frame painter: the video track's frames go to it; its first frame is the first frame", async () => {
   const starts = [];
   let stopped = 0;
   const frames = {
-    start: (track, onPainted, onError) => starts.push({ track, onPainted, onError }),
+    decoded: 7,
+    start: (ev, handlers) => starts.push({ ev, ...handlers }),
     stop: () => (stopped += 1),
   };
   const { s, v, neko, events } = rig({ frames });
-  const track = { kind: "video" };
+  const ev = { streams: [{ id: "main" }], track: { kind: "video" }, receiver: { id: "r" } };
   neko.on("track", { streams: [{ id: "main" }], track: { kind: "audio" } });
   assert.equal(starts.length, 0, "not the audio track");
-  neko.on("track", { streams: [{ id: "main" }], track });
+  neko.on("track", ev);
   assert.equal(starts.length, 1);
-  assert.equal(starts[0].track, track);
+  assert.equal(starts[0].ev, ev, "the whole track event: its track and its receiver");
   assert.equal(v.frameCallback, undefined, "the <video> is not watched");
-  starts[0].onPainted({ width: 1280, height: 720 });
-  starts[0].onPainted({ width: 640, height: 360 });
-  starts[0].onError("painting a frame: x");
+  starts[0].painted({ width: 1280, height: 720 });
+  starts[0].painted({ width: 640, height: 360 });
+  starts[0].frame({ width: 640, height: 360, decodedEpochMs: 5 });
+  starts[0].error("painting a frame: x");
   assert.deepEqual(named(events, "first-frame"), [{ width: 1280, height: 720 }]);
   assert.deepEqual(named(events, "painted"), [
     { width: 1280, height: 720 },
     { width: 640, height: 360 },
   ]);
+  assert.deepEqual(named(events, "frame"), [{ width: 640, height: 360, decodedEpochMs: 5 }]);
   assert.deepEqual(named(events, "error"), ["painting a frame: x"]);
+  assert.equal(await s.framesDecoded(), 7, "the painter's count, not the receiver's stats");
   s.close();
   assert.equal(stopped, 1);
+});
+
+test("a painter that cannot decode the codec hands over to the <video>", () => {
+  const starts = [];
+  let stopped = 0;
+  const frames = { decoded: 0, start: (ev, handlers) => starts.push(handlers), stop: () => (stopped += 1) };
+  const { s, v, neko, events } = rig({ frames });
+  neko.on("track", { streams: [{ id: "main" }], track: { kind: "video" } });
+  starts[0].fallback({ codec: "av01.0.04M.08", reason: "this browser does not decode it" });
+  assert.deepEqual(named(events, "render-fallback"), [{ codec: "av01.0.04M.08", reason: "this browser does not decode it" }]);
+  assert.equal(stopped, 1, "the painter is stopped");
+  assert.equal(typeof v.frameCallback, "function", "the <video>'s first frame is watched");
+  v.frameCallback();
+  assert.deepEqual(named(events, "first-frame"), [{ width: 1280, height: 720 }]);
+  // A later track goes straight to the <video>.
+  neko.on("track", { streams: [{ id: "main" }], track: { kind: "video" } });
+  assert.equal(starts.length, 1);
+  s.close();
+});
+
+test("a painter that refuses the track hands over to the <video> at once", () => {
+  const frames = { decoded: 0, start: () => false, stop: () => {} };
+  const { s, v, neko, events } = rig({ frames });
+  neko.on("track", { streams: [{ id: "main" }], track: { kind: "video" } });
+  assert.equal(named(events, "render-fallback").length, 1);
+  assert.equal(typeof v.frameCallback, "function");
+  s.close();
+});
+
+test("a decoder waiting for a key frame restarts the video, at most once per retry period", () => {
+  const starts = [];
+  const frames = { decoded: 0, start: (ev, handlers) => starts.push(handlers), stop: () => {} };
+  const { s, neko } = rig({ frames, firstFrameRetryMs: 60000 });
+  let restarts = 0;
+  neko.restartVideo = () => (restarts += 1);
+  neko.on("track", { streams: [{ id: "main" }], track: { kind: "video" } });
+  starts[0].needKey();
+  starts[0].needKey();
+  assert.equal(restarts, 1);
+  s.close();
 });

@@ -311,3 +311,47 @@ fn a_patch_may_end_on_the_last_macroblock() {
         luma_block(b_luma, 320, 0, 0)
     );
 }
+
+/// The viewer's own WebRTC decoder (assets/viewer/encoded-frames.js `isRepeat`) skips a unit
+/// whose slices are all non-reference and together at most this long: repeats, up to 8K.
+const VIEWER_REPEAT_MAX_BYTES: usize = 64;
+
+#[test]
+fn the_viewer_can_tell_repeats_from_pictures() {
+    let (mut enc, f0, mut bits) = after_key_frame();
+    let f1 = enc.encode(&picture(40)).expect("encode").data;
+    for unit in [&f0, &f1] {
+        for nal in nal_units(unit).filter(|n| matches!(n[0] & 0x1f, 1 | 5)) {
+            assert_ne!(
+                nal[0] & 0x60,
+                0,
+                "the encoder's slices are reference pictures"
+            );
+        }
+    }
+    let patch = bits
+        .patch(
+            &dirty(&[(0, 0, 16, 16)])
+                .samples(&picture(40), 64)
+                .expect("one macroblock"),
+        )
+        .expect("a patch");
+    assert!(
+        patch.len() > VIEWER_REPEAT_MAX_BYTES,
+        "a one-macroblock patch is {} bytes",
+        patch.len()
+    );
+    for (w, h) in [(1280u32, 720u32), (1920, 1080), (7680, 4320)] {
+        let sps = bits.sps.as_mut().expect("sps");
+        sps.width_mbs = w / 16;
+        sps.macroblocks = (w / 16) * h.div_ceil(16);
+        let r = bits.repeat().expect("repeat");
+        let nal = nal_units(&r).next().expect("one NAL unit");
+        assert_eq!(nal[0] & 0x60, 0, "non-reference");
+        assert!(
+            nal.len() + 4 <= VIEWER_REPEAT_MAX_BYTES,
+            "{w}x{h}: {} bytes",
+            nal.len()
+        );
+    }
+}
