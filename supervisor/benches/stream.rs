@@ -204,10 +204,10 @@ struct Res {
     bw_active: Vec<f64>,
     bw_scroll: Vec<f64>,
     /// The native stream's legs per sample (see [`LEGS`]), flip and typed.
-    legs_flip: Vec<[f64; 6]>,
+    legs_flip: Vec<[f64; 7]>,
     /// Flip: key event written to DevTools -> the flip window got the key press (any stack).
     flip_input: Vec<f64>,
-    legs_typed: Vec<[f64; 6]>,
+    legs_typed: Vec<[f64; 7]>,
     /// WebRTC: the receiver's averages per frame after the flips (see [`RTC_VIDEO`]).
     rtc_video: Vec<[f64; 5]>,
     errors: Vec<String>,
@@ -223,34 +223,36 @@ const RTC_VIDEO: [&str; 5] = [
 ];
 
 /// The legs of one native-stream sample, from the page's record of the frame that showed it.
-const LEGS: [&str; 6] = [
+const LEGS: [&str; 7] = [
     "input->capture",
     "capture->received",
     "received->decoded",
     "decoded->sampled",
     "input->tile",
     "input->X client",
+    "input->received",
 ];
 
 /// Where the time of one `ws` sample went: input written to DevTools -> deskd started the
 /// capture (its `captureUs`) -> the page received the frame -> decoded -> sampled by the probe.
 /// The frame is the first one captured after the input; the last leg is when the first tile
 /// after the input arrived (NaN if none did: the change was too large for a tile).
-/// `None` for other stacks.
-async fn ws_legs(tab: &Tab<'_>, sent: f64, photon: f64) -> Option<[f64; 6]> {
+/// WebRTC frames the page decodes itself have no capture time: the first one its worker
+/// received after the input, and `input->received` from the input. `None` for other stacks.
+async fn ws_legs(tab: &Tab<'_>, sent: f64, photon: f64) -> Option<[f64; 7]> {
     let v = tab
         .eval(&format!(
             "(() => {{ const v = window.__deskdViewer; if (!v || !v.frames) return null; \
-             const f = v.frames.find((x) => x.captureUs !== null && x.captureUs / 1000 >= {sent}); \
-             if (!f || f.receivedMs === null) return null; const c = f.captureUs / 1000; \
+             const f = v.frames.find((x) => typeof x.captureUs === 'number' ? x.captureUs / 1000 >= {sent} : x.receivedMs >= {sent}); \
+             if (!f || typeof f.receivedMs !== 'number') return null; const c = typeof f.captureUs === 'number' ? f.captureUs / 1000 : null; \
              const t = (v.tiles || []).find((x) => x.receivedEpochMs >= {sent}); \
-             return [c - {sent}, f.receivedMs - c, f.decodedEpochMs - f.receivedMs, {photon} - f.decodedEpochMs, \
-             t ? t.receivedEpochMs - {sent} : null]; }})()"
+             return [c === null ? null : c - {sent}, c === null ? null : f.receivedMs - c, f.decodedEpochMs - f.receivedMs, {photon} - f.decodedEpochMs, \
+             t ? t.receivedEpochMs - {sent} : null, null, f.receivedMs - {sent}]; }})()"
         ))
         .await
         .ok()?;
     let a = v.as_array()?;
-    let mut out = [f64::NAN; 6];
+    let mut out = [f64::NAN; 7];
     for (o, x) in out.iter_mut().zip(a) {
         *o = x.as_f64().unwrap_or(f64::NAN);
     }

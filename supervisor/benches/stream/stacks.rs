@@ -68,7 +68,10 @@ impl Stack {
 
     /// What the probe counts as live video (see probe.js).
     pub fn is_webrtc(self) -> bool {
-        matches!(self, Stack::WebRtc | Stack::WebRtcVideo | Stack::WebRtcCanvas)
+        matches!(
+            self,
+            Stack::WebRtc | Stack::WebRtcVideo | Stack::WebRtcCanvas
+        )
     }
 
     pub fn live_mode(self) -> &'static str {
