@@ -18,10 +18,39 @@ let current = null;
 
 const post = (event, detail) => postMessage({ event, detail });
 
+/** The frame being painted, and the newest one decoded meanwhile (older ones are skipped). */
+let painting = false;
+let queued = null;
+
 function draw(frame, meta) {
   if (!painter) return;
-  painter.frame(frame);
-  post("painted", { width: frame.displayWidth, height: frame.displayHeight, rtpTimestamp: meta.rtpTimestamp, receivedMs: meta.receivedMs, decodedEpochMs: Date.now(), key: meta.key });
+  // FrameDecoder closes its frame when this returns: the painting keeps a reference.
+  const own = frame.clone();
+  if (painting) {
+    if (queued) {
+      queued.frame.close();
+      if (current) current.stats.skipped = (current.stats.skipped || 0) + 1;
+    }
+    queued = { frame: own, meta };
+    return;
+  }
+  paint(own, meta);
+}
+
+async function paint(frame, meta) {
+  painting = true;
+  try {
+    await painter.frameRgba(frame);
+    post("painted", { width: frame.displayWidth, height: frame.displayHeight, rtpTimestamp: meta.rtpTimestamp, receivedMs: meta.receivedMs, decodedEpochMs: Date.now(), key: meta.key });
+  } catch (e) {
+    post("error", `painting a frame: ${e && e.message ? e.message : e}`);
+  } finally {
+    frame.close();
+    painting = false;
+  }
+  const next = queued;
+  queued = null;
+  if (next) paint(next.frame, next.meta);
 }
 
 /** One receiver's transform: its frames go to a decoder of their own, never back unless passed. */

@@ -21,10 +21,18 @@ export class RtcDecoder {
   /**
    * - `canvas`: a canvas never drawn on (its control goes to the worker);
    * - `WorkerImpl`, `TransformImpl` for tests.
+   * The worker starts at once, while signaling runs: loading its modules when the track
+   * comes would hold up the first picture.
    */
   constructor({ canvas, WorkerImpl = globalThis.Worker, TransformImpl = globalThis.RTCRtpScriptTransform, workerUrl = new URL("./rtc-decode-worker.js", import.meta.url) }) {
     Object.assign(this, { canvas, WorkerImpl, TransformImpl, workerUrl });
     this.worker = null;
+    this.spawnError = null;
+    try {
+      this.spawn();
+    } catch (e) {
+      this.spawnError = e;
+    }
     this.stopped = false;
     this.handlers = {};
     /** Frames painted, and the worker's last counts. */
@@ -47,7 +55,7 @@ export class RtcDecoder {
       return false;
     }
     try {
-      if (!this.worker) this.spawn();
+      if (!this.worker) throw this.spawnError || new Error("no worker");
       receiver.transform = new this.TransformImpl(this.worker, { side: "receiver" });
     } catch (e) {
       this.emit("error", `frame decoder: ${e && e.message ? e.message : e}`);

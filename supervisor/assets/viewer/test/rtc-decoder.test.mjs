@@ -46,8 +46,21 @@ test("what the browser must have", () => {
   for (const k of Object.keys(all)) assert.equal(canDecodeRtc({ ...all, [k]: undefined }), false, k);
 });
 
-test("the receiver's transform goes to one worker, which gets the canvas", () => {
+test("a worker that cannot start is the reason a track is refused", () => {
+  class NoWorker {
+    constructor() {
+      throw new Error("module workers are off");
+    }
+  }
+  const d = new RtcDecoder({ canvas: canvas(), WorkerImpl: NoWorker, TransformImpl: FakeTransform, workerUrl: "w.js" });
+  const errors = [];
+  assert.equal(d.start({ receiver: { transform: null } }, { error: (e) => errors.push(e) }), false);
+  assert.deepEqual(errors, ["frame decoder: module workers are off"]);
+});
+
+test("the receiver's transform goes to one worker, started with the decoder, which gets the canvas", () => {
   const { d, handlers } = rig();
+  assert.equal(FakeWorker.made.length, 1, "started before any track");
   const r1 = { transform: null };
   const r2 = { transform: null };
   assert.equal(d.start({ receiver: r1 }, handlers), true);
@@ -68,7 +81,6 @@ test("a receiver without transforms is refused with a reason", () => {
   const { d, calls, handlers } = rig();
   assert.equal(d.start({ receiver: {} }, handlers), false);
   assert.equal(d.start({}, handlers), false);
-  assert.equal(FakeWorker.made.length, 0);
   assert.deepEqual(calls.map(([n]) => n), ["error", "error"]);
 });
 
