@@ -28,21 +28,20 @@
 pub mod h264;
 pub mod pace;
 pub mod timing;
+mod units;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::stream::hub::{Hub, Out};
-use crate::stream::macroblocks::Macroblocks;
 use crate::stream::protocol;
-use pace::Slot;
+use units::Feed;
 
 /// Connections served at once: neko runs one pipeline per video id (deskd gives it one);
 /// the second is for a pipeline made while the last one is still closing.
@@ -202,85 +201,30 @@ async fn serve(
     };
     tracing::info!("neko video feed connected");
     write(&mut conn, &h264::stream_start()).await?;
-    let mut bits = h264::Bitstream::default();
-    let mut waiting: Vec<Bytes> = Vec::new();
-    // The macroblocks changed since the last of the encoder's frames that came.
-    let mut changed: Option<Arc<Macroblocks>> = None;
-    let mut pace = pace::Pace::new(Instant::now(), Duration::from_secs(1) / fps);
-    let mut timing = Some(timing::Retimer::new(fps));
-    // The last change of the picture the feed heard of (a frame after the connection's first,
-    // or changed macroblocks).
-    let mut changed_at: Option<Instant> = None;
-    let mut said_unsupported = false;
+    let mut feed = Feed::new(fps);
     let mut scratch = [0u8; 64];
     loop {
         tokio::select! {
             _ = closing.cancelled() => return Ok(()),
-            _ = tokio::time::sleep_until(pace.next().into()) => {
+            _ = tokio::time::sleep_until(feed.pace.next().into()) => {
                 let now = Instant::now();
                 shared.key_frames_due(now);
-                let slot = match (&timing, changed_at) {
-                    (Some(_), Some(t)) if now.duration_since(t) < ACTIVE_FOR => Slot::Short,
-                    _ => Slot::Long,
-                };
-                let Some(plan) = pace.plan(now, waiting.len(), slot) else {
-                    continue;
-                };
-                let mut out = Vec::new();
-                // A slot of its own shows the newest picture: the encoder's last frame with
-                // the macroblocks changed since. Slots caught up before waiting frames
-                // repeat what was shown.
-                let repeat = match &changed {
-                    Some(mbs) if waiting.is_empty() => bits.patch(mbs).or_else(|| bits.repeat()),
-                    _ => bits.repeat(),
-                };
-                let mut ticks = plan.catch_up;
-                if waiting.is_empty() {
-                    ticks += slot.ticks();
-                }
-                // Before the first picture there is nothing to repeat, and nothing stamped
-                // yet: those slots pass unsent.
-                if let Some(r) = &repeat {
-                    for s in pace::catch_up(plan.catch_up) {
-                        out.extend(h264::frame(&timed(&mut timing, r, s)));
-                    }
-                    if waiting.is_empty() {
-                        out.extend(h264::frame(&timed(&mut timing, r, slot)));
-                    }
-                }
-                for au in waiting.drain(..) {
-                    if let Err(e) = bits.saw(&au) {
-                        if !said_unsupported {
-                            tracing::warn!("neko video feed: no repeat frames for this stream: {e}");
-                            said_unsupported = true;
-                        }
-                    }
-                    out.extend(h264::frame(&timed(&mut timing, &au, slot)));
-                    ticks += slot.ticks();
-                }
-                pace.sent(ticks);
-                if !out.is_empty() {
+                if let Some(out) = feed.units(now) {
                     write(&mut conn, &out).await?;
                 }
             }
             msg = viewer.rx.recv() => match msg {
                 Some(Out::Binary(b)) => {
                     if let Some((_, au)) = protocol::video_payload(&b) {
-                        // The connection's first frame is the picture as it is, not a
-                        // change. (A key frame asked for later counts as one: the encoder
-                        // makes key frames of large changes too.)
-                        if !bits.is_empty() || !waiting.is_empty() {
-                            changed_at = Some(Instant::now());
+                        feed.frame(au, Instant::now());
+                        if let Some(tick) = feed.early(Instant::now()) {
+                            if let Some(out) = feed.units(tick) {
+                                write(&mut conn, &out).await?;
+                            }
                         }
-                        waiting.push(au);
-                        // It carries every change before it.
-                        changed = None;
                     }
                 }
-                Some(Out::Macroblocks(mbs)) => {
-                    changed = Some(mbs);
-                    changed_at = Some(Instant::now());
-                }
+                Some(Out::Macroblocks(mbs)) => feed.macroblocks(mbs, Instant::now()),
                 Some(Out::Closed(reason)) => return Err(format!("native stream: {reason}")),
                 Some(_) => {}
                 None => return Err("native stream ended".into()),
@@ -293,21 +237,6 @@ async fn serve(
             },
         }
     }
-}
-
-/// `au` lasting `slot`, while the stream can be retimed; as it is (a whole period) once it
-/// cannot, for the rest of the connection.
-fn timed(timing: &mut Option<timing::Retimer>, au: &[u8], slot: Slot) -> Vec<u8> {
-    if let Some(t) = timing {
-        match t.access_unit(au, slot) {
-            Ok(timed) => return timed,
-            Err(e) => {
-                tracing::warn!("neko video feed: frames last one period from now on: {e}");
-                *timing = None;
-            }
-        }
-    }
-    au.to_vec()
 }
 
 async fn write(conn: &mut TcpStream, data: &[u8]) -> Result<(), String> {

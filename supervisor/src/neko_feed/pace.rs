@@ -46,6 +46,11 @@ impl Pace {
         }
     }
 
+    /// The clock's tick: half a frame period.
+    pub fn tick(&self) -> Duration {
+        self.tick
+    }
+
     /// When the next access unit is due.
     pub fn next(&self) -> Instant {
         self.start + self.tick * u32::try_from(self.stamped).unwrap_or(u32::MAX)
