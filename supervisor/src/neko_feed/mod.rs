@@ -15,6 +15,7 @@
 //! - [`pace`]: when each access unit goes and how long it lasts (half a frame period while
 //!   the screen changes, a whole one while it does not), because that is what neko's
 //!   timestamps say; [`timing`] makes `h264parse` give each unit that duration.
+//! - [`units`]: one connection's state, and the bytes it sends at each tick.
 //!
 //! neko never passes a browser's key frame request on (its RTCP reader only feeds metrics),
 //! and a viewer joining a running pipeline waits for a key frame. The signaling relay sees

@@ -7,7 +7,8 @@
 //! [`super::timing`]): half a frame period while the screen is changing, so a new frame
 //! waits at most half a period for its tick, and a whole period while it is not, so a static
 //! screen costs no more units than before. Arrivals then match their timestamps (no jitter
-//! for the receiver to wait out). Without retiming (a stream [`super::timing`] cannot
+//! for the receiver to wait out), but for an encoder's frame, which goes at once with the
+//! timestamp of a tick at most a period ahead ([`super::units`] says why). Without retiming (a stream [`super::timing`] cannot
 //! rewrite) every unit lasts a whole period, from the caps' frame rate.
 
 use std::time::{Duration, Instant};
