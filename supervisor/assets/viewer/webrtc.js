@@ -25,10 +25,12 @@ export class WebRtcSession {
    *   frames decoded by the page) or a FramePainter (frame-painter.js: the track's decoded
    *   frames); null: the <video> shows them. One that cannot decode the codec hands the
    *   frames back ("render-fallback" {codec, reason}) and the <video> shows them;
-   * - `NekoSessionImpl` for tests.
+   * - `NekoSessionImpl`, `MediaStreamImpl` for tests.
    */
-  constructor({ url, audio = false, video, on = () => {}, frames = null, mediaTimeoutMs = 30000, firstFrameRetryMs = FIRST_FRAME_RETRY_MS, NekoSessionImpl = NekoSession }) {
-    Object.assign(this, { url, audio, video, on, frames, mediaTimeoutMs, firstFrameRetryMs, NekoSessionImpl });
+  constructor({ url, audio = false, video, on = () => {}, frames = null, mediaTimeoutMs = 30000, firstFrameRetryMs = FIRST_FRAME_RETRY_MS, NekoSessionImpl = NekoSession, MediaStreamImpl = globalThis.MediaStream }) {
+    Object.assign(this, { url, audio, video, on, frames, mediaTimeoutMs, firstFrameRetryMs, NekoSessionImpl, MediaStreamImpl });
+    this.stream = null;
+    this.sound = null;
     this.retryTimer = null;
     this.name = "webrtc";
     this.neko = null;
@@ -115,8 +117,12 @@ export class WebRtcSession {
 
   attachTrack(ev) {
     const v = this.video;
-    const stream = ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]);
-    if (v.srcObject !== stream) v.srcObject = stream;
+    const stream = ev.streams && ev.streams[0] ? ev.streams[0] : new this.MediaStreamImpl([ev.track]);
+    this.stream = stream;
+    // While the page paints the video itself the <video> plays the sound only: its video
+    // track would never have a frame (the page's decoder keeps them).
+    const played = this.frames && !this.fellBack ? this.soundOf(stream) : stream;
+    if (v.srcObject !== played) v.srcObject = played;
     v.play().catch(() => {});
     if (ev.track && ev.track.kind !== "video") return;
     if (this.frames && !this.fellBack) {
@@ -134,11 +140,24 @@ export class WebRtcSession {
     this.watchFirstFrame();
   }
 
+  /** A stream of `stream`'s audio tracks, the same one each time. */
+  soundOf(stream) {
+    if (!this.sound) this.sound = new this.MediaStreamImpl([]);
+    for (const t of typeof stream.getAudioTracks === "function" ? stream.getAudioTracks() : []) {
+      if (!this.sound.getTrackById(t.id)) this.sound.addTrack(t);
+    }
+    return this.sound;
+  }
+
   /** The painter cannot show this stream: the <video> does, from now on. */
   fallBack(detail) {
     if (this.fellBack) return;
     this.fellBack = true;
     if (this.frames) this.frames.stop();
+    if (this.stream && this.video.srcObject !== this.stream) {
+      this.video.srcObject = this.stream;
+      this.video.play().catch(() => {});
+    }
     this.on("render-fallback", detail);
     this.watchFirstFrame();
   }

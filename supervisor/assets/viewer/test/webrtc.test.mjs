@@ -63,7 +63,7 @@ function video() {
 function rig(opts = {}) {
   const events = [];
   const v = video();
-  const s = new WebRtcSession({ url: "ws://h/stream/signaling", video: v, on: (ev, d) => events.push([ev, d]), NekoSessionImpl: FakeNeko, ...opts });
+  const s = new WebRtcSession({ url: "ws://h/stream/signaling", video: v, on: (ev, d) => events.push([ev, d]), NekoSessionImpl: FakeNeko, MediaStreamImpl: FakeStream, ...opts });
   s.start();
   return { s, v, neko: FakeNeko.last, events };
 }
@@ -192,6 +192,39 @@ test("with a frame painter: the video track's frames go to it; its first frame i
   assert.equal(await s.framesDecoded(), 7, "the painter's count, not the receiver's stats");
   s.close();
   assert.equal(stopped, 1);
+});
+
+class FakeStream {
+  constructor(tracks = []) {
+    this.tracks = [...tracks];
+  }
+  getAudioTracks() {
+    return this.tracks.filter((t) => t.kind === "audio");
+  }
+  getTrackById(id) {
+    return this.tracks.find((t) => t.id === id) || null;
+  }
+  addTrack(t) {
+    this.tracks.push(t);
+  }
+}
+
+test("while the page paints the video, the <video> plays a stream of the sound only", () => {
+  const frames = { decoded: 0, start: () => true, stop: () => {} };
+  const { s, v, neko, events } = rig({ frames, MediaStreamImpl: FakeStream });
+  const audio = { kind: "audio", id: "a" };
+  const videoTrack = { kind: "video", id: "v" };
+  const stream = new FakeStream([audio, videoTrack]);
+  neko.on("track", { streams: [stream], track: audio });
+  neko.on("track", { streams: [stream], track: videoTrack });
+  assert.notEqual(v.srcObject, stream);
+  assert.deepEqual(v.srcObject.tracks, [audio], "the sound, once");
+  assert.ok(v.plays >= 1);
+  // The painter gives up: the <video> gets the whole stream.
+  s.fallBack({ codec: "x", reason: "y" });
+  assert.equal(v.srcObject, stream);
+  assert.equal(named(events, "render-fallback").length, 1);
+  s.close();
 });
 
 test("a painter that cannot decode the codec hands over to the <video>", () => {
