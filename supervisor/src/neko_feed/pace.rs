@@ -33,8 +33,6 @@ pub struct Plan {
     /// Ticks to cover first with repeats of the last picture (the screen was unchanged
     /// then): see [`catch_up`].
     pub catch_up: u64,
-    /// The encoder's frames waiting, sent after them; when there are none, one repeat.
-    pub frames: usize,
 }
 
 impl Pace {
@@ -81,14 +79,10 @@ impl Pace {
         if self.tick * u32::try_from(gap).unwrap_or(u32::MAX) > Duration::from_secs(1) {
             self.start = now;
             self.stamped = 0;
-            return Some(Plan {
-                catch_up: 0,
-                frames: waiting,
-            });
+            return Some(Plan { catch_up: 0 });
         }
         Some(Plan {
             catch_up: gap.min(MAX_CATCH_UP * Slot::Long.ticks()),
-            frames: waiting,
         })
     }
 
@@ -115,8 +109,8 @@ mod tests {
         start + Duration::from_millis(ms)
     }
 
-    fn plan(catch_up: u64, frames: usize) -> Option<Plan> {
-        Some(Plan { catch_up, frames })
+    fn plan(catch_up: u64) -> Option<Plan> {
+        Some(Plan { catch_up })
     }
 
     #[test]
@@ -124,16 +118,16 @@ mod tests {
         let t0 = Instant::now();
         let mut pace = Pace::new(t0, P);
         assert_eq!(pace.next(), t0);
-        assert_eq!(pace.plan(t0, 0, Slot::Long), plan(0, 0));
+        assert_eq!(pace.plan(t0, 0, Slot::Long), plan(0));
         pace.sent(Slot::Long.ticks());
         assert_eq!(pace.next(), at(t0, 20));
         // before the tick: nothing, whatever waits
         assert_eq!(pace.plan(at(t0, 15), 1, Slot::Short), None);
         // at the tick a waiting frame takes the slot, and lasts half a period
-        assert_eq!(pace.plan(at(t0, 20), 1, Slot::Short), plan(0, 1));
+        assert_eq!(pace.plan(at(t0, 20), 1, Slot::Short), plan(0));
         pace.sent(Slot::Short.ticks());
         assert_eq!(pace.next(), at(t0, 30));
-        assert_eq!(pace.plan(at(t0, 30), 0, Slot::Short), plan(0, 0));
+        assert_eq!(pace.plan(at(t0, 30), 0, Slot::Short), plan(0));
         pace.sent(Slot::Short.ticks());
         assert_eq!(pace.next(), at(t0, 40));
     }
@@ -143,11 +137,11 @@ mod tests {
         let t0 = Instant::now();
         let mut pace = Pace::new(t0, P);
         // two frames at once: the second is stamped a slot ahead
-        assert_eq!(pace.plan(t0, 2, Slot::Short), plan(0, 2));
+        assert_eq!(pace.plan(t0, 2, Slot::Short), plan(0));
         pace.sent(2 * Slot::Short.ticks());
         assert_eq!(pace.plan(at(t0, 12), 0, Slot::Short), None);
         assert_eq!(pace.next(), at(t0, 20));
-        assert_eq!(pace.plan(at(t0, 20), 0, Slot::Short), plan(0, 0));
+        assert_eq!(pace.plan(at(t0, 20), 0, Slot::Short), plan(0));
     }
 
     #[test]
@@ -157,7 +151,7 @@ mod tests {
         pace.plan(t0, 0, Slot::Long);
         pace.sent(Slot::Long.ticks());
         // held up until 55 ms: ticks 2, 3 and 4 were not covered; the frame goes at tick 5
-        assert_eq!(pace.plan(at(t0, 55), 1, Slot::Short), plan(3, 1));
+        assert_eq!(pace.plan(at(t0, 55), 1, Slot::Short), plan(3));
         assert_eq!(
             catch_up(3).collect::<Vec<_>>(),
             [Slot::Long, Slot::Short],
@@ -174,7 +168,7 @@ mod tests {
         pace.plan(t0, 0, Slot::Long);
         pace.sent(Slot::Long.ticks());
         let late = at(t0, 5000);
-        assert_eq!(pace.plan(late, 0, Slot::Long), plan(0, 0));
+        assert_eq!(pace.plan(late, 0, Slot::Long), plan(0));
         pace.sent(Slot::Long.ticks());
         assert_eq!(pace.next(), at(t0, 5020));
     }
