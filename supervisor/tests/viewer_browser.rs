@@ -1632,6 +1632,23 @@ async fn real_neko_sound(neko: PathBuf) {
             .await,
         json!(["ws", 0, "Sound on"])
     );
+
+    // On WebRTC, with the page decoding the video itself, the <video> plays the sound alone.
+    let tab = browser
+        .open(&format!(
+            "http://{addr}/?token={TOKEN}&transport=webrtc&audio=1"
+        ))
+        .await;
+    tab.wait_for(
+        "window.__deskdViewer && __deskdViewer.status === 'live' && __deskdViewer.render === 'decoder'",
+        "live on WebRTC, decoded by the page",
+    )
+    .await;
+    tab.wait_for(
+        "(async () => { const v = document.getElementById('screen-video'); const s = v && v.srcObject;          if (!s || v.paused || s.getVideoTracks().length !== 0 || s.getAudioTracks().length !== 1) return false;          let n = 0; for (const pc of __deskdViewer.peerConnections()) (await pc.getStats()).forEach((r) => {          if (r.type === 'inbound-rtp' && r.kind === 'audio') n += r.totalSamplesReceived || 0; }); return n > 48000; })()",
+        "neko's sound played by the <video> (a second of samples)",
+    )
+    .await;
 }
 
 #[test]
