@@ -18,6 +18,15 @@ export class Painter {
     const w = frame.displayWidth;
     const h = frame.displayHeight;
     if (frame.bitmap && !frame.full && !this.drawn) return false;
+    const resized = this.fit(w, h);
+    if (frame.bitmap) this.ctx.drawImage(frame.bitmap, frame.x, frame.y);
+    else this.ctx.drawImage(frame, 0, 0, w, h);
+    this.drawn = true;
+    return resized;
+  }
+
+  /** The canvas at `w`x`h` with its context; true when its size changed. */
+  fit(w, h) {
     let resized = false;
     if (this.canvas.width !== w || this.canvas.height !== h) {
       this.canvas.width = w;
@@ -25,9 +34,6 @@ export class Painter {
       resized = true;
     }
     if (!this.ctx) this.ctx = this.canvas.getContext("2d", { alpha: false, desynchronized: true });
-    if (frame.bitmap) this.ctx.drawImage(frame.bitmap, frame.x, frame.y);
-    else this.ctx.drawImage(frame, 0, 0, w, h);
-    this.drawn = true;
     return resized;
   }
 
@@ -57,13 +63,7 @@ export class Painter {
     const h = frame.displayHeight;
     if (!this.image || this.image.width !== w || this.image.height !== h) this.image = new ImageData(w, h);
     await frame.copyTo(this.image.data, { format: "RGBA" });
-    let resized = false;
-    if (this.canvas.width !== w || this.canvas.height !== h) {
-      this.canvas.width = w;
-      this.canvas.height = h;
-      resized = true;
-    }
-    if (!this.ctx) this.ctx = this.canvas.getContext("2d", { alpha: false, desynchronized: true });
+    const resized = this.fit(w, h);
     this.ctx.putImageData(this.image, 0, 0);
     this.drawn = true;
     return resized;
